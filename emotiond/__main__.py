@@ -1,0 +1,3 @@
+from emotiond.cli import main
+
+raise SystemExit(main())

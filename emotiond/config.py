@@ -1,0 +1,147 @@
+"""The one configuration object.
+
+Precedence (highest first): command-line flags (passed as ``overrides``),
+environment variables ``EMOTIOND_<SECTION>__<KEY>`` (e.g.
+``EMOTIOND_FUSION__SMOOTHING_TAU=1.0``; top-level keys as ``EMOTIOND_PROVIDER``),
+the TOML file (``--config FILE``, ``$EMOTIOND_CONFIG``, or
+``~/.config/emotiond/config.toml`` when it exists), then the defaults below.
+``emotiond config`` prints the effective values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from emotiond.errors import ConfigError
+
+SCHEMA_VERSION = 1
+DEFAULT_CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "emotiond" / "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FaceConfig(_Section):
+    max_faces: int = Field(4, ge=1, le=32, description="most faces analysed per frame")
+    min_detection_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    min_presence_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    min_tracking_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    min_face_size: float = Field(48.0, ge=8.0, description="face height (px) below which quality falls off")
+    track_iou: float = Field(0.3, gt=0.0, lt=1.0, description="least box overlap that continues a track")
+    track_max_gap: float = Field(0.5, ge=0.0, description="seconds a lost face keeps its id")
+
+
+class VoiceConfig(_Section):
+    enabled: bool = True
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    hop: float = Field(0.5, gt=0.0, description="seconds between voice-emotion evaluations")
+    decay_tau: float = Field(1.5, gt=0.0, description="seconds for voice evidence to fade after speech ends")
+
+
+class FusionConfig(_Section):
+    face_weight: float = Field(1.0, ge=0.0)
+    voice_weight: float = Field(1.0, ge=0.0)
+    smoothing_tau: float = Field(0.5, ge=0.0, description="time constant (s) of the exponential smoothing; 0 = off")
+    reset_after: float = Field(2.0, gt=0.0, description="seconds without evidence after which smoothing restarts")
+
+
+class CaptureConfig(_Section):
+    camera: str = Field("0", description="camera index or a substring of its name")
+    width: int = Field(640, ge=16)
+    height: int = Field(480, ge=16)
+    fps: float = Field(30.0, gt=0.0)
+    microphone: str | None = Field(None, description="microphone index or name substring; None = system default")
+    audio_rate: int | None = Field(None, description="None = the device's native rate")
+    ring_seconds: float = Field(10.0, gt=0.0, description="seconds of frames and audio kept in the ring buffer")
+
+
+class RecordConfig(_Section):
+    video_codec: str = "libx264"
+    crf: int = Field(23, ge=0, le=51)
+    audio_codec: str = "aac"
+    queue_seconds: float = Field(2.0, gt=0.0, description="encoder backlog before frames are dropped (never blocks capture)")
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EMOTIOND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    schema_version: int = SCHEMA_VERSION
+    models_dir: Path | None = Field(None, description="folder with the ONNX models and cards; None = bundled")
+    provider: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per model")
+    face: FaceConfig = FaceConfig()
+    voice: VoiceConfig = VoiceConfig()
+    fusion: FusionConfig = FusionConfig()
+    capture: CaptureConfig = CaptureConfig()
+    record: RecordConfig = RecordConfig()
+
+    _toml_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """{"fusion.smoothing_tau": 1} -> {"fusion": {"smoothing_tau": 1}}; None values are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the effective configuration; raises ConfigError with the offending key."""
+    if path is None:
+        env_path = os.environ.get("EMOTIOND_CONFIG")
+        path = Path(env_path) if env_path else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found", "pass an existing TOML file to --config")
+        try:
+            import tomllib
+
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix the file or remove it") from None
+    Config._toml_file = path
+    try:
+        return Config(**_nest(overrides or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        src = f" (from {path})" if path else ""
+        raise ConfigError(
+            f"invalid setting {where}{src}: {err.get('msg')}",
+            "see `emotiond config` for the settings and their types",
+        ) from None
+    finally:
+        Config._toml_file = None

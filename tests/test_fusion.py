@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from emotiond.fusion import FusionScorer, confidence_factor, evidence, normalised_entropy, pool
+from emotiond.labels import EMOTIONS, INDEX, valence_arousal
+
+K = len(EMOTIONS)
+
+
+def onehot(name, p=0.9):
+    v = np.full(K, (1 - p) / (K - 1))
+    v[INDEX[name]] = p
+    return v
+
+
+VOICE_CLASSES = ["angry", "disgust", "fear", "happy", "sad"]
+VOICE_COV = np.array([e in VOICE_CLASSES for e in EMOTIONS])
+
+
+def test_single_modality_passes_through_and_sums_to_one():
+    fused, shares = pool([evidence("face", onehot("happy"), 1.0)], {})
+    assert fused.sum() == pytest.approx(1.0)
+    assert EMOTIONS[int(np.argmax(fused))] == "happy"
+    assert shares == {"face": 1.0}
+
+
+def test_missing_modality_gives_no_result_and_absent_reliability_is_ignored():
+    assert pool([], {}) is None
+    assert pool([evidence("face", onehot("sad"), 0.0)], {}) is None
+    scorer = FusionScorer()
+    assert scorer.update(0.0, []) is None
+
+
+def test_weights_move_with_reliability():
+    face = onehot("happy")
+    voice_p = np.where(VOICE_COV, 0.0, 0.0)
+    voice_p[INDEX["angry"]] = 1.0
+    shares_hi = pool([evidence("face", face, 0.9), evidence("voice", voice_p, 0.2, VOICE_COV)], {})[1]
+    shares_lo = pool([evidence("face", face, 0.2), evidence("voice", voice_p, 0.9, VOICE_COV)], {})[1]
+    assert shares_hi["face"] > shares_hi["voice"]
+    assert shares_lo["voice"] > shares_lo["face"]
+    assert sum(shares_hi.values()) == pytest.approx(1.0)
+    # configured weights scale the same way
+    shares_w = pool([evidence("face", face, 0.5), evidence("voice", voice_p, 0.5, VOICE_COV)], {"voice": 3.0})[1]
+    assert shares_w["voice"] == pytest.approx(0.75)
+
+
+def test_partial_coverage_keeps_reference_mass_on_uncovered_classes():
+    face = onehot("neutral", 0.6)
+    voice_p = np.zeros(K)
+    voice_p[INDEX["sad"]] = 1.0
+    fused, _ = pool([evidence("face", face, 1.0), evidence("voice", voice_p, 1.0, VOICE_COV)], {})
+    assert fused.sum() == pytest.approx(1.0)
+    # the voice cannot see neutral/surprise: their mass is the face's
+    for name in ("neutral", "surprise"):
+        assert fused[INDEX[name]] == pytest.approx(face[INDEX[name]])
+    # inside its classes the voice moves mass to sad
+    assert fused[INDEX["sad"]] > face[INDEX["sad"]]
+
+
+def test_partial_modality_alone_uses_uniform_reference():
+    voice_p = np.zeros(K)
+    voice_p[INDEX["angry"]] = 1.0
+    fused, shares = pool([evidence("voice", voice_p, 1.0, VOICE_COV)], {})
+    assert fused.sum() == pytest.approx(1.0)
+    assert fused[INDEX["neutral"]] == pytest.approx(1 / K)
+    assert EMOTIONS[int(np.argmax(fused))] == "angry"
+    assert shares == {"voice": 1.0}
+
+
+def test_smoothing_time_constant():
+    s = FusionScorer(smoothing_tau=1.0)
+    s.update(0.0, [evidence("face", onehot("happy", 1.0 - 1e-9), 1.0)])
+    r = s.update(1.0, [evidence("face", onehot("sad", 1.0 - 1e-9), 1.0)])
+    # after one time constant 1 - 1/e of the step is reached
+    assert r.probs[INDEX["sad"]] == pytest.approx(1 - np.exp(-1), abs=1e-3)
+    off = FusionScorer(smoothing_tau=0.0)
+    off.update(0.0, [evidence("face", onehot("happy"), 1.0)])
+    assert off.update(0.1, [evidence("face", onehot("sad"), 1.0)]).label == "sad"
+
+
+def test_smoothing_restarts_after_a_gap():
+    s = FusionScorer(smoothing_tau=10.0, reset_after=1.0)
+    s.update(0.0, [evidence("face", onehot("happy"), 1.0)])
+    assert s.update(0.5, []) is None
+    r = s.update(3.0, [evidence("face", onehot("sad"), 1.0)])
+    assert r.label == "sad" and r.probs[INDEX["sad"]] == pytest.approx(0.9)
+
+
+def test_entropy_and_confidence():
+    assert normalised_entropy(np.full(K, 1 / K)) == pytest.approx(1.0)
+    assert normalised_entropy(onehot("happy", 1.0)) == pytest.approx(0.0, abs=1e-9)
+    assert confidence_factor(np.full(K, 1 / K)) == pytest.approx(0.25)
+    assert confidence_factor(onehot("happy", 0.99)) > 0.9
+
+
+def test_evidence_rejects_garbage():
+    with pytest.raises(ValueError):
+        evidence("face", np.zeros(K), 1.0)
+
+
+def test_valence_arousal_mapping():
+    v, a = valence_arousal(onehot("happy", 1.0))
+    assert v > 0.5 and a > 0.3
+    v, a = valence_arousal(onehot("sad", 1.0))
+    assert v < -0.5 and a < 0
+    assert valence_arousal(onehot("neutral", 1.0)) == pytest.approx((0.0, 0.0))
