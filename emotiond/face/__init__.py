@@ -1,0 +1,1 @@
+"""Face stage: landmarks, tracking, upright crops and the facial-expression model."""
