@@ -46,7 +46,7 @@ def load(path: Path, provider: str = "auto", threads: int = 1) -> OrtModel:
     global _cuda_works
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)
+    ort.set_default_logger_severity(3)  # warnings off; errors still reach stderr
     want_cuda = provider in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     if provider == "cuda" and not want_cuda:
         raise ModelError(
@@ -56,6 +56,9 @@ def load(path: Path, provider: str = "auto", threads: int = 1) -> OrtModel:
     try:
         if want_cuda and _cuda_works is not False:
             with _lock:
+                # A missing CUDA/cuDNN library is logged at ERROR by the provider bridge before
+                # onnxruntime falls back; we report the outcome ourselves, so silence it here.
+                ort.set_default_logger_severity(4)
                 try:
                     sess = ort.InferenceSession(
                         str(path),
@@ -64,6 +67,8 @@ def load(path: Path, provider: str = "auto", threads: int = 1) -> OrtModel:
                     )
                 except Exception:  # CUDA libraries missing or broken: fall through to CPU
                     sess = None
+                finally:
+                    ort.set_default_logger_severity(3)
                 ok = sess is not None and sess.get_providers()[0] == "CUDAExecutionProvider"
                 _cuda_works = ok
             if ok:

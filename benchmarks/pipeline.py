@@ -1,0 +1,130 @@
+"""Whole-pipeline speed on a real clip, against the landmark stage alone (the ceiling).
+
+    python benchmarks/pipeline.py [CLIP] [--repeat N] [--voice]
+
+Prints frames/s of: decode alone, landmarks alone (on pre-decoded frames: the ceiling),
+the emotion model alone, fusion alone, and the whole pipeline (runner: decode, landmarks,
+emotion, fusion and JSONL logging overlapped on threads), plus the ratio whole/ceiling and the
+time from process start to the first result of `emotiond run` (subprocess).
+Timings on shared 2-core machines are noisy: compare ratios from one run, not absolute figures
+from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = REPO.parent / "shared" / "media" / "WolfgangLanger_Pexels.mp4"
+
+
+def decode_all(clip):
+    from emotiond.sources.media import MediaFileSource
+
+    src = MediaFileSource(clip, audio=False)
+    t0 = time.perf_counter()
+    frames = [it for it in src.items()]
+    return frames, time.perf_counter() - t0
+
+
+def first_result_latency(clip: Path) -> float:
+    """Seconds from spawning `emotiond run` to its first JSONL line on stdout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotiond", "run", str(clip), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    proc.stdout.readline()
+    dt = time.perf_counter() - t0
+    proc.kill()
+    proc.wait()
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clip", nargs="?", default=str(DEFAULT_CLIP))
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the median is reported")
+    ap.add_argument("--voice", action="store_true", help="include the voice path in the whole pipeline")
+    args = ap.parse_args()
+    clip = Path(args.clip)
+
+    from emotiond import registry
+    from emotiond.config import load_config
+    from emotiond.engine import Engine
+    from emotiond.face.align import face_crop
+    from emotiond.face.emotion import FaceEmotionModel
+    from emotiond.face.landmarks import FaceLandmarker
+    from emotiond.fusion import FusionScorer, confidence_factor, evidence
+    from emotiond.runner import run
+    from emotiond.sinks import JsonlSink
+    from emotiond.sources import open_source
+
+    frames, _ = decode_all(clip)
+    n = len(frames)
+    dec, lm_t, emo_t, fus_t, whole_t = [], [], [], [], []
+    whole_stats = None
+    card = registry.resolve("face_landmarker")
+    for _ in range(args.repeat):
+        dec.append(decode_all(clip)[1])
+
+        lm = FaceLandmarker(card.path)
+        faces_per_frame = []
+        t0 = time.perf_counter()
+        for f in frames:
+            faces_per_frame.append(lm.detect(f.image, f.t))
+        lm_t.append(time.perf_counter() - t0)
+        lm.close()
+
+        model = FaceEmotionModel.from_registry()
+        t0 = time.perf_counter()
+        probs = []
+        for f, faces in zip(frames, faces_per_frame):
+            if faces:
+                crops = np.stack([face_crop(f.image, x.landmarks) for x in faces])
+                probs.append(model.predict(crops)[0])
+        emo_t.append(time.perf_counter() - t0)
+
+        scorer = FusionScorer()
+        t0 = time.perf_counter()
+        for i, p in enumerate(probs):
+            scorer.update(i / 24.0, [evidence("face", p, 0.9 * confidence_factor(p))])
+        fus_t.append(time.perf_counter() - t0)
+
+        cfg = load_config(overrides={"voice.enabled": args.voice})
+        src = open_source(clip)
+        with tempfile.TemporaryDirectory() as tmp, Engine(cfg, source_info=src.info) as engine:
+            sink = JsonlSink(Path(tmp) / "bench.jsonl")
+            t0 = time.perf_counter()
+            whole_stats = run(src, engine, [sink], progress=False)
+            whole_t.append(time.perf_counter() - t0)
+            sink.close()
+
+    med = statistics.median
+    faces = sum(bool(x) for x in faces_per_frame)
+    print(f"clip: {clip.name}  frames: {n}  frames with a face: {faces}  repeats: {args.repeat} (medians)")
+    print(f"  decode alone          {n / med(dec):8.1f} frames/s  ({1000 * med(dec) / n:6.2f} ms/frame)")
+    print(f"  landmarks alone       {n / med(lm_t):8.1f} frames/s  ({1000 * med(lm_t) / n:6.2f} ms/frame)  <- ceiling")
+    print(f"  emotion model alone   {len(probs) / med(emo_t):8.1f} faces/s   ({1000 * med(emo_t) / max(1, len(probs)):6.2f} ms/face, crop included)")
+    print(f"  fusion alone          {len(probs) / med(fus_t):8.0f} updates/s ({1e6 * med(fus_t) / max(1, len(probs)):6.1f} µs/update)")
+    print(f"  whole pipeline        {n / med(whole_t):8.1f} frames/s  ({1000 * med(whole_t) / n:6.2f} ms/frame)"
+          f"  voice={'on' if args.voice else 'off'}")
+    print(f"  whole / ceiling       {med(lm_t) / med(whole_t):8.2f}   (goal >= 0.90)")
+    print(f"  real-time factor      {n / med(whole_t) / (n / frames[-1].t):8.2f}x  (clip is {frames[-1].t:.1f} s)")
+    if whole_stats:
+        s = whole_stats.stage_seconds
+        print("  split inside the whole run (thread-seconds): " + ", ".join(f"{k} {v:.2f}s" for k, v in s.items()))
+    lat = [first_result_latency(clip) for _ in range(args.repeat)]
+    print(f"  start -> first result {med(lat):8.2f} s     (`emotiond run`, fresh process; goal <= 3 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""Command line: ``emotiond [gui|run|replay|devices|models|config|eval] …``.
+
+Every user-facing failure is an :class:`~emotiond.errors.EmotiondError`
+printed as one line plus a hint, with a non-zero exit status.  An unexpected
+exception (a bug) is written to a crash report and named in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from emotiond import __version__
+from emotiond.errors import EmotiondError, SourceError
+
+DEMO = "demo"
+
+
+def demo_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_assets" / "demo.mp4", here.parent / "assets" / "demo.mp4"):
+        if candidate.is_file():
+            return candidate
+    raise SourceError("the bundled demo clip assets/demo.mp4 is missing", "restore it with `git checkout -- assets/`")
+
+
+def resolve_source_spec(spec: str | None, config) -> str:
+    """``auto`` (default): the camera when one is present, else the demo clip; ``demo``: the demo clip."""
+    if spec in (None, "auto"):
+        try:
+            from emotiond.capture.devices import camera_present
+
+            if camera_present(config.capture.camera):
+                return "camera"
+        except (ImportError, EmotiondError):
+            pass
+        return str(demo_path())
+    if spec == DEMO:
+        return str(demo_path())
+    return spec
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (see `emotiond config`)")
+    g.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    g.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
+    g.add_argument("--max-faces", type=int, metavar="N", help="most faces analysed per frame")
+    g.add_argument("--smoothing", type=float, metavar="SECONDS", help="fusion smoothing time constant (0 = off)")
+    g.add_argument("--no-voice", action="store_true", help="ignore the audio track / microphone")
+    g.add_argument("--models-dir", metavar="DIR", help="folder with the ONNX models and their cards")
+
+
+def _config_from_args(args):
+    from emotiond.config import load_config
+
+    overrides = {
+        "provider": getattr(args, "provider", None),
+        "face.max_faces": getattr(args, "max_faces", None),
+        "fusion.smoothing_tau": getattr(args, "smoothing", None),
+        "models_dir": getattr(args, "models_dir", None),
+    }
+    if getattr(args, "no_voice", False):
+        overrides["voice.enabled"] = False
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotiond",
+        description="Real-time audio-visual emotion recognition. With no command: the GUI on the camera "
+        "(or the bundled demo clip when there is no camera); without a screen, a headless run of the same.",
+    )
+    parser.add_argument("--version", action="version", version=f"emotiond {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="analyse a source headless and log the results")
+    p.add_argument(
+        "source",
+        nargs="?",
+        default="auto",
+        help="video/audio file, image, image folder, recorded session folder, `camera[:N]`, `demo`, "
+        "or `auto` (default: the camera when present, else the demo clip)",
+    )
+    p.add_argument("--log", metavar="FILE", help="write results to FILE (.jsonl or .csv); default: JSONL on stdout")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add to an existing log instead of refusing")
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing log")
+    p.add_argument("--clock", choices=["fast", "realtime", "deterministic"], default=None,
+                   help="fast: as fast as possible (default for files); realtime: paced at media time; "
+                   "deterministic: fast, with byte-identical logs on every run (recorded sessions)")
+    p.add_argument("--fast", action="store_const", const="fast", dest="clock", help="same as --clock fast")
+    p.add_argument("--record", metavar="DIR",
+                   help="record the session into DIR (media.mp4, predictions.jsonl, metadata.json); "
+                   "a new folder inside DIR when DIR is not empty")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--console", action="store_true",
+                   help="print a readable line per second instead of JSON on stdout")
+    _add_common(p)
+
+    p = sub.add_parser("gui", help="the window: video with face overlay, emotion bars, timeline (needs a screen)")
+    p.add_argument("source", nargs="?", default="auto",
+                   help="video/audio file, image, recorded session folder, `camera[:N]`, `demo`, "
+                   "or `auto` (default: the camera when present, else the demo clip)")
+    _add_common(p)
+
+    p = sub.add_parser("replay", help="replay a recorded session through the engine")
+    p.add_argument("session", help="a session folder made by `emotiond run camera --record DIR`")
+    p.add_argument("--log", metavar="FILE", help="write results to FILE (.jsonl or .csv); default: JSONL on stdout")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add to an existing log instead of refusing")
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing log")
+    p.add_argument("--clock", choices=["realtime", "fast", "deterministic"], default="realtime",
+                   help="realtime (default): paced as recorded; fast: as fast as possible; "
+                   "deterministic: fast, with byte-identical logs on every run")
+    p.add_argument("--fast", action="store_const", const="fast", dest="clock", help="same as --clock fast")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--console", action="store_true",
+                   help="print a readable line per second instead of JSON on stdout")
+    _add_common(p)
+
+    p = sub.add_parser("devices", help="list cameras and microphones")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("models", help="list the bundled models and verify their files")
+    p.add_argument("--models-dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("config", help="print the effective configuration")
+    p.add_argument("--config", metavar="FILE")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from emotiond.engine import Engine
+    from emotiond.runner import run
+    from emotiond.sinks import JsonlSink, open_log
+    from emotiond.sources import open_source
+
+    config = _config_from_args(args)
+    spec = resolve_source_spec(args.source, config)
+    source = open_source(spec, config, clock=args.clock or "fast")
+    try:
+        mode = "append" if args.append else "overwrite" if args.overwrite else "new"
+        sinks = [open_log(args.log, mode)] if args.log else []
+        if args.console:
+            sinks.append(_ConsoleSink())
+        elif not args.log:
+            sinks.append(_StdoutSink())
+        try:
+            with Engine(config, source_info=source.info) as engine:
+                if getattr(args, "record", None):
+                    source = _record(source, args.record, config, engine, sinks)
+                clock = args.clock or ("realtime" if source.info.live else "fast")
+                if clock == "deterministic" or source.info.kind == "session":
+                    clock = "fast"  # a session source keeps its own clock (paced or deterministic)
+                stats = run(source, engine, sinks, clock=clock, progress=None if not args.no_progress else False)
+                provider = engine.provider
+        finally:
+            for s in sinks:
+                s.close()
+    finally:
+        source.close()
+    rec = getattr(source, "recorder", None)
+    if rec is not None and rec.path is not None:
+        c = rec.counters()
+        print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
+              f"dropped); replay it with `emotiond replay {rec.path}`", file=sys.stderr)
+    for w in stats.warnings:
+        print(f"emotiond: warning: {w}", file=sys.stderr)
+    where = f" → {args.log}" if args.log else ""
+    print(
+        f"emotiond: {stats.frames} frames ({stats.frames_with_face} with a face), {stats.results} results in "
+        f"{stats.wall:.1f} s ({stats.fps:.1f} frames/s, onnxruntime {provider}){where}",
+        file=sys.stderr,
+    )
+    return 130 if stats.stopped == "interrupted" else 0
+
+
+class _StdoutSink:
+    def __init__(self):
+        from emotiond.sinks import to_record
+
+        self._to_record = to_record
+
+    def write(self, result) -> None:
+        try:
+            sys.stdout.write(json.dumps(self._to_record(result), separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `emotiond run x | head`
+            raise KeyboardInterrupt from None
+
+    def close(self) -> None:
+        pass
+
+
+class _ConsoleSink:
+    """One human-readable line per second of media time (the headless demo)."""
+
+    def __init__(self, every: float = 1.0):
+        self.every = every
+        self._next = None
+
+    def write(self, result) -> None:
+        if self._next is not None and result.t < self._next:
+            return
+        self._next = result.t + self.every
+        from emotiond.labels import EMOTIONS
+
+        faces = ", ".join(
+            f"#{f.track_id} {EMOTIONS[int(f.emotion.argmax())]} {f.emotion.max():.2f}" for f in result.faces if f.emotion is not None
+        ) or "no face"
+        voice = "—"
+        if result.voice is not None:
+            voice = f"{EMOTIONS[int(result.voice.argmax())]} {result.voice.max():.2f}"
+        elif result.speech is not None:
+            voice = f"speech {result.speech:.2f}"
+        fused = "—"
+        if result.fused is not None:
+            shares = " ".join(f"{k} {v:.0%}" for k, v in result.fused.shares.items())
+            fused = f"{result.fused.label.upper()} {result.fused.confidence:.2f} [{shares}]"
+        print(f"{result.t:7.1f}s  face: {faces:<24} voice: {voice:<14} → {fused}", flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _record(source, target, config, engine, sinks):
+    """Wrap ``source`` so the session is recorded into ``target``; the predictions go beside the media."""
+    from emotiond.recording import PREDICTIONS_FILE, RecordingSource, SessionRecorder
+    from emotiond.sinks import JsonlSink
+
+    models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
+    recording = RecordingSource(source, SessionRecorder(target, config, models=models))
+    path = recording.start()
+    sinks.append(JsonlSink(path / PREDICTIONS_FILE))
+    print(f"emotiond: recording to {path}", file=sys.stderr)
+    return recording
+
+
+def cmd_replay(args) -> int:
+    from emotiond.sources.session import is_session
+
+    if not is_session(args.session):
+        raise SourceError(f"{args.session} is not a recorded session (no metadata.json)",
+                          "pass a folder made by `emotiond run camera --record DIR`")
+    args.source, args.record = args.session, None
+    return cmd_run(args)
+
+
+def cmd_devices(args) -> int:
+    from emotiond.capture.devices import describe_devices
+
+    text, _ = describe_devices(as_json=args.json)
+    print(text)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from emotiond import registry
+
+    root = Path(args.models_dir) if args.models_dir else registry.default_models_dir()
+    rows = []
+    bad = 0
+    for c in registry.cards(root):
+        problem = registry.check(c)
+        bad += problem is not None
+        rows.append({
+            "name": c.name,
+            "file": c.path.name,
+            "task": c.task,
+            "size": c.size,
+            "sha256": c.sha256,
+            "classes": list(c.classes),
+            "licence": c.data.get("licence"),
+            "status": "ok" if problem is None else problem,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"models in {root}")
+        for r in rows:
+            status = "ok (sha256 verified)" if r["status"] == "ok" else f"PROBLEM: {r['status']}"
+            print(f"  {r['name']:<20} {r['task']:<15} {r['size'] / 1e6:6.2f} MB  {r['licence'] or '?':<12} {status}")
+            if r["classes"]:
+                print(f"  {'':<20} classes: {', '.join(r['classes'])}")
+        if not rows:
+            print("  (no model cards found)")
+    if bad:
+        print(f"emotiond: {bad} model file(s) are not as their cards say; restore them with `git checkout -- models/`", file=sys.stderr)
+    return 1 if bad or not rows else 0
+
+
+def cmd_config(args) -> int:
+    from emotiond.config import load_config
+
+    cfg = load_config(args.config)
+    print(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _crash_report(exc: BaseException) -> Path | None:
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emotiond"
+        base.mkdir(parents=True, exist_ok=True)
+        path = base / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+def cmd_gui(args) -> int:
+    from emotiond.gui import main as gui_main
+
+    # the window loads the configuration itself, so a bad config file is shown there
+    return gui_main(args.source, lambda: _config_from_args(args))
+
+
+COMMANDS = {"replay": cmd_replay, "devices": cmd_devices, "run": cmd_run, "gui": cmd_gui, "models": cmd_models, "config": cmd_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from emotiond.gui import gui_available
+
+        args = parser.parse_args(["gui", "auto"] if gui_available() else ["run", "auto", "--console"])
+    try:
+        return COMMANDS[args.command](args)
+    except EmotiondError as exc:
+        print(f"emotiond: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  fix: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emotiond: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep the terminal clean, keep the evidence
+        report = _crash_report(exc)
+        where = f"; details in {report}" if report else ""
+        print(f"emotiond: internal error: {exc.__class__.__name__}: {exc}{where}", file=sys.stderr)
+        return 70

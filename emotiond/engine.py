@@ -1,0 +1,203 @@
+"""The engine: frames and audio in, :class:`~emotiond.types.FrameResult` out.  Qt-free.
+
+The engine is a state machine with no I/O of its own (models are loaded once,
+at construction).  It is split into two stages so the runner can overlap them
+on two threads:
+
+* :meth:`Engine.landmarks` — mediapipe face landmarks + track ids (the heavy part);
+* :meth:`Engine.analyse` — face crops → emotion model, voice, fusion.
+
+:meth:`Engine.insert_audio` takes audio chunks in source order.  Calling the
+stages in source order gives the same results whether they run on one thread
+or two, which is what makes replays deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from emotiond import registry
+from emotiond.config import Config
+from emotiond.errors import ModelError
+from emotiond.face.tracker import FaceTracker, largest
+from emotiond.fusion import FusionScorer, confidence_factor, evidence
+from emotiond.labels import EMOTIONS
+from emotiond.sources.base import SourceInfo
+from emotiond.types import AudioChunk, FaceObservation, FrameResult, VideoFrame
+
+
+@dataclass
+class ModelStatus:
+    name: str
+    file: str
+    sha256: str
+    provider: str
+
+
+class Engine:
+    def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None):
+        self._closed = False
+        self._landmarker = None
+        try:
+            self._load(config, source_info)
+        except BaseException:
+            self.close()  # a half-built engine must not leave mediapipe open
+            raise
+
+    def _load(self, config: Config | None, source_info: SourceInfo | None) -> None:
+        from emotiond.config import load_config
+
+        self.config = config or load_config()
+        self.source_info = source_info
+        cfg = self.config
+        models_dir = cfg.models_dir
+        self.models: list[ModelStatus] = []
+
+        self.video = source_info is None or source_info.has_video
+        self.independent_frames = source_info is not None and source_info.kind in ("image", "images")
+        self._face_model = None
+        if self.video:
+            from emotiond.face.emotion import FaceEmotionModel
+            from emotiond.face.landmarks import FaceLandmarker
+
+            lm_card = registry.resolve("face_landmarker", models_dir)
+            self._landmarker = FaceLandmarker(
+                lm_card.path,
+                max_faces=cfg.face.max_faces,
+                min_detection_confidence=cfg.face.min_detection_confidence,
+                min_presence_confidence=cfg.face.min_presence_confidence,
+                min_tracking_confidence=cfg.face.min_tracking_confidence,
+                min_face_size=cfg.face.min_face_size,
+                video=not self.independent_frames,
+            )
+            self.models.append(ModelStatus("face_landmarker", lm_card.path.name, lm_card.sha256, "mediapipe (CPU)"))
+            self._face_model = FaceEmotionModel.from_registry(models_dir, provider=cfg.provider)
+            fc = self._face_model.card
+            self.models.append(ModelStatus(fc.name, fc.path.name, fc.sha256, self._face_model.provider))
+        self._tracker = FaceTracker(cfg.face.track_iou, cfg.face.track_max_gap)
+
+        self.voice = None
+        has_audio = source_info is None or source_info.has_audio
+        if cfg.voice.enabled and has_audio:
+            from emotiond.voice import VoiceTrack
+
+            self.voice = VoiceTrack.from_config(cfg)
+            self.models.extend(ModelStatus(*m) for m in self.voice.model_status())
+        self._fusion = FusionScorer(
+            weights={"face": cfg.fusion.face_weight, "voice": cfg.fusion.voice_weight},
+            smoothing_tau=cfg.fusion.smoothing_tau,
+            reset_after=cfg.fusion.reset_after,
+        )
+        self._next_audio_tick: float | None = None
+
+    # -- providers -------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        """The onnxruntime execution provider of the face emotion model (or voice, for audio-only)."""
+        if self._face_model is not None:
+            return self._face_model.provider
+        if self.voice is not None:
+            return self.voice.provider
+        return "none"
+
+    def set_smoothing(self, tau: float) -> None:
+        self._fusion.smoothing_tau = max(0.0, float(tau))
+
+    # -- stage 1 ----------------------------------------------------------------
+    def landmarks(self, frame: VideoFrame) -> list[FaceObservation]:
+        if self._landmarker is None:
+            return []
+        faces = self._landmarker.detect(frame.image, frame.t)
+        if self.independent_frames:
+            self._tracker.reset()
+        return self._tracker.update(faces, frame.t)
+
+    # -- audio ------------------------------------------------------------------
+    def insert_audio(self, chunk: AudioChunk) -> list[FrameResult]:
+        """Feed audio in source order.  For audio-only sources this returns one
+        result per voice hop; with video, results come with the frames."""
+        if self.voice is None:
+            return []
+        self.voice.insert(chunk)
+        if self.video:
+            return []
+        out = []
+        hop = self.config.voice.hop
+        end = self.voice.time
+        if self._next_audio_tick is None:
+            self._next_audio_tick = chunk.t + hop
+        while self._next_audio_tick <= end:
+            out.append(self._result(self._next_audio_tick, -1, None, []))
+            self._next_audio_tick += hop
+        return out
+
+    # -- stage 2 ----------------------------------------------------------------
+    def analyse(self, frame: VideoFrame, faces: list[FaceObservation]) -> FrameResult:
+        t0 = time.perf_counter()
+        if faces and self._face_model is not None:
+            from emotiond.face.align import face_crop
+
+            crops = np.stack([face_crop(frame.image, f.landmarks) for f in faces])
+            probs = self._face_model.predict(crops)
+            for f, p in zip(faces, probs):
+                f.emotion = p
+        result = self._result(frame.t, frame.index, frame, faces)
+        result.timings["analyse"] = time.perf_counter() - t0
+        return result
+
+    def process_frame(self, frame: VideoFrame) -> FrameResult:
+        """Both stages on the calling thread."""
+        t0 = time.perf_counter()
+        faces = self.landmarks(frame)
+        t1 = time.perf_counter()
+        result = self.analyse(frame, faces)
+        result.timings["landmarks"] = t1 - t0
+        return result
+
+    def _result(self, t: float, index: int, frame: VideoFrame | None, faces: list[FaceObservation]) -> FrameResult:
+        items = []
+        primary = largest([f for f in faces if f.emotion is not None])
+        if primary is not None:
+            rel = primary.quality * confidence_factor(primary.emotion)
+            items.append(evidence("face", primary.emotion, rel))
+        voice_probs = speech = None
+        if self.voice is not None:
+            ev = self.voice.evidence(t)
+            voice_probs, speech = self.voice.current_probs(t), self.voice.speech(t)
+            if ev is not None:
+                items.append(ev)
+        fused = self._fusion.update(t, items)
+        return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused)
+
+    def finish(self) -> list[FrameResult]:
+        """Flush the audio-only tail (the last partial hop)."""
+        if self.voice is None or self.video or self._next_audio_tick is None:
+            return []
+        end = self.voice.time
+        if end > self._next_audio_tick - self.config.voice.hop + 1e-6:
+            return [self._result(end, -1, None, [])]
+        return []
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._landmarker is not None:
+            self._landmarker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def check_models(config: Config) -> list[tuple[registry.ModelCard, str | None]]:
+    """(card, problem or None) for every model in the models folder."""
+    return [(c, registry.check(c)) for c in registry.cards(config.models_dir)]
+
+
+__all__ = ["Engine", "ModelError", "EMOTIONS", "check_models"]

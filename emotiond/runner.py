@@ -1,0 +1,212 @@
+"""Runs a source through the engine into sinks, overlapping the stages.
+
+Three threads, connected by small bounded queues that keep source order:
+
+    reader  : source.items() (decode, or the live devices)      ─┐
+    main    : Engine.landmarks (mediapipe; releases the GIL)     ─┤ in order
+    post    : Engine.analyse / insert_audio → sinks → callbacks  ─┘
+
+On a 2-core machine decoding, the emotion model and logging hide behind the
+landmark stage.  Clocks: ``fast`` (as fast as possible; deterministic for files
+and sessions) and ``realtime`` (items released at their media time).
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from emotiond.engine import Engine
+from emotiond.errors import EmotiondError
+from emotiond.sinks import Sink
+from emotiond.sources.base import Source
+from emotiond.types import AudioChunk, FrameResult, VideoFrame
+
+_END = object()
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    results: int = 0
+    frames_with_face: int = 0
+    wall: float = 0.0
+    first_result: float | None = None  # seconds from run() start to the first result
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "landmarks": 0.0, "analyse": 0.0, "sinks": 0.0})
+    warnings: list[str] = field(default_factory=list)
+    stopped: str = "end"  # "end", "interrupted", "stopped", "error"
+    error: EmotiondError | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall if self.wall > 0 else 0.0
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def run(
+    source: Source,
+    engine: Engine,
+    sinks: list[Sink] = (),
+    *,
+    clock: str = "fast",
+    progress: bool | None = None,
+    on_result: Callable[[FrameResult, VideoFrame | None], None] | None = None,
+    stop: threading.Event | None = None,
+    queue_size: int = 8,
+) -> RunStats:
+    """Process ``source`` to the end (or until ``stop`` is set).  Returns statistics.
+
+    An :class:`EmotiondError` from any stage ends the run and is raised after the
+    sinks are closed, so everything written so far stays on disk.
+    """
+    stop = stop or threading.Event()
+    stats = RunStats()
+    q_in: queue.Queue = queue.Queue(maxsize=queue_size)
+    q_out: queue.Queue = queue.Queue(maxsize=queue_size)
+    t_start = time.perf_counter()
+    total = source.info.frame_count if source.info.has_video else None
+    bar = _progress(progress, total, source.info)
+
+    def put(q: queue.Queue, item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        wall0 = media0 = None
+        try:
+            it = iter(source.items())
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                stats.stage_seconds["decode"] += time.perf_counter() - t0
+                if clock == "realtime":
+                    now = time.perf_counter()
+                    if wall0 is None:
+                        wall0, media0 = now, item.t
+                    delay = (item.t - media0) - (now - wall0)
+                    if delay > 0 and stop.wait(delay):
+                        break
+                if not put(q_in, item):
+                    break
+        except BaseException as exc:  # handed to the main thread
+            put(q_in, _Failure(exc))
+        finally:
+            put(q_in, _END)
+
+    def post() -> None:
+        try:
+            while True:
+                try:
+                    item = q_out.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
+                if item is _END:
+                    break
+                if isinstance(item, AudioChunk):
+                    for res in engine.insert_audio(item):
+                        emit(res, None)
+                    continue
+                frame, faces = item
+                t0 = time.perf_counter()
+                res = engine.analyse(frame, faces)
+                stats.stage_seconds["analyse"] += time.perf_counter() - t0
+                stats.frames += 1
+                stats.frames_with_face += bool(faces)
+                emit(res, frame)
+                if bar is not None:
+                    bar.update(1)
+            for res in engine.finish():
+                emit(res, None)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+
+    def emit(res: FrameResult, frame: VideoFrame | None) -> None:
+        t0 = time.perf_counter()
+        for s in sinks:
+            s.write(res)
+        stats.stage_seconds["sinks"] += time.perf_counter() - t0
+        stats.results += 1
+        if stats.first_result is None:
+            stats.first_result = time.perf_counter() - t_start
+        if on_result is not None:
+            on_result(res, frame)
+
+    failures: list[BaseException] = []
+    threads = [threading.Thread(target=reader, name="emotiond-reader", daemon=True),
+               threading.Thread(target=post, name="emotiond-post", daemon=True)]
+    for th in threads:
+        th.start()
+    try:
+        while True:
+            try:
+                item = q_in.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set() or failures:
+                    break
+                continue
+            if item is _END:
+                break
+            if isinstance(item, _Failure):
+                failures.append(item.exc)
+                break
+            if isinstance(item, VideoFrame):
+                t0 = time.perf_counter()
+                faces = engine.landmarks(item)
+                stats.stage_seconds["landmarks"] += time.perf_counter() - t0
+                if not put(q_out, (item, faces)):
+                    break
+            elif not put(q_out, item):
+                break
+        if not failures:
+            put(q_out, _END)
+            while threads[1].is_alive() and not failures:
+                threads[1].join(timeout=0.1)
+    except KeyboardInterrupt:
+        stats.stopped = "interrupted"
+    finally:
+        if stats.stopped == "end" and (failures or stop.is_set()):
+            stats.stopped = "error" if failures else "stopped"
+        stop.set()
+        source.close()
+        for th in threads:
+            th.join(timeout=5.0)
+        if bar is not None:
+            bar.close()
+        stats.wall = time.perf_counter() - t_start
+        stats.warnings.extend(getattr(source, "warnings", []))
+    if failures:
+        exc = failures[0]
+        if isinstance(exc, EmotiondError):
+            stats.error = exc
+            raise exc
+        raise exc
+    return stats
+
+
+def _progress(enabled: bool | None, total: int | None, info):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc=info.uri[-40:], dynamic_ncols=True, leave=False, file=sys.stderr)

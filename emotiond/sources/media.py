@@ -1,0 +1,205 @@
+"""Files as sources: video (with or without audio), audio-only files, images, image folders.
+
+Decoding is FFmpeg through PyAV for video and audio (any container/codec the
+FFmpeg build reads: mp4, mkv, mov/HEVC, webm, wav, flac, mp3, …) and OpenCV for
+still images.  Timestamps are the media's own presentation times, so variable
+frame rate is preserved; a rotation in the container's display matrix (phone
+video) is applied so faces are upright.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from emotiond.errors import SourceError
+from emotiond.sources.base import Item, SourceInfo
+from emotiond.types import AudioChunk, VideoFrame
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise SourceError(f"{path}: no such file", "check the path")
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder without images or a recorded session", "pass a media file, an image folder or a session folder")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror})", "check the file's permissions") from None
+    if size == 0:
+        raise SourceError(f"{path} is empty (0 bytes)", "the file was not written completely; use another copy")
+
+
+def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
+    quarter = int(round(degrees / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(image, k=quarter)) if quarter else image
+
+
+class MediaFileSource:
+    """A video or audio file read with PyAV; yields frames and audio chunks in demux order."""
+
+    def __init__(self, path: str | Path, *, video: bool = True, audio: bool = True):
+        import av
+
+        self.path = Path(path)
+        _check_file(self.path)
+        self._stop = threading.Event()
+        try:
+            self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
+        except av.error.InvalidDataError:
+            raise SourceError(
+                f"{self.path} is not a media file FFmpeg can read (invalid data)",
+                "pass a video, audio or image file",
+            ) from None
+        except av.error.FFmpegError as exc:
+            hint = "the file may be truncated or damaged; try re-exporting it"
+            raise SourceError(f"{self.path} cannot be opened: {exc.strerror or exc}", hint) from None
+        c = self._container
+        self._v = c.streams.video[0] if (video and c.streams.video) else None
+        self._a = c.streams.audio[0] if (audio and c.streams.audio) else None
+        if self._v is None and self._a is None:
+            c.close()
+            raise SourceError(f"{self.path} has no video or audio stream", "pass a video, audio or image file")
+        if self._v is not None:
+            self._v.thread_type = "AUTO"  # frame/slice threads in FFmpeg
+        duration = float(c.duration / 1_000_000) if c.duration else None
+        v = self._v
+        fps = float(v.average_rate) if v is not None and v.average_rate else None
+        frames = v.frames if v is not None and v.frames else (int(duration * fps) if duration and fps else None)
+        self.info = SourceInfo(
+            kind="video" if v is not None else "audio",
+            uri=str(self.path),
+            has_video=v is not None,
+            has_audio=self._a is not None,
+            width=v.codec_context.width if v is not None else None,
+            height=v.codec_context.height if v is not None else None,
+            fps=fps,
+            duration=duration,
+            frame_count=frames,
+            audio_rate=self._a.codec_context.sample_rate if self._a is not None else None,
+            audio_channels=self._a.codec_context.channels if self._a is not None else None,
+            extra={
+                "video_codec": v.codec_context.name if v is not None else None,
+                "audio_codec": self._a.codec_context.name if self._a is not None else None,
+            },
+        )
+        self.warnings: list[str] = []
+
+    def items(self) -> Iterator[Item]:
+        import av
+
+        streams = [s for s in (self._v, self._a) if s is not None]
+        index = 0
+        last_t = -np.inf
+        try:
+            for packet in self._container.demux(streams):
+                if self._stop.is_set():
+                    return
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:  # a damaged packet: skip it, keep going
+                    self.warnings.append(f"skipped a damaged {packet.stream.type} packet ({exc.strerror or exc})")
+                    continue
+                for frame in frames:
+                    if packet.stream.type == "video":
+                        t = frame.time if frame.time is not None else index / (self.info.fps or 30.0)
+                        if t <= last_t:  # a broken or duplicated timestamp: keep time monotonic
+                            t = last_t + 1e-3
+                        last_t = t
+                        image = frame.to_ndarray(format="rgb24")
+                        rot = getattr(frame, "rotation", 0) or 0
+                        yield VideoFrame(index=index, t=float(t), image=_rotate(image, rot))
+                        index += 1
+                    else:
+                        samples = frame.to_ndarray()
+                        if samples.ndim == 2 and frame.format.is_planar:
+                            samples = samples.T  # [channels, n] -> [n, channels]
+                        elif samples.ndim == 2:
+                            samples = samples.reshape(-1, len(frame.layout.channels))
+                        samples = _to_float32(samples)
+                        t = frame.time if frame.time is not None else 0.0
+                        yield AudioChunk(t=float(t), samples=np.ascontiguousarray(samples), rate=frame.sample_rate)
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            # Truncated or damaged tail: what was decoded stands; say where it stopped.
+            self.warnings.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._container.close()
+        except Exception:  # closing twice or from another thread is harmless
+            pass
+
+
+def _to_float32(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype == np.float32:
+        return samples
+    if samples.dtype == np.float64:
+        return samples.astype(np.float32)
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        return (samples.astype(np.float32) / float(max(abs(info.min), info.max))).astype(np.float32)
+    return samples.astype(np.float32)
+
+
+def read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)  # handles non-ASCII paths
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise SourceError(f"{path} is not an image OpenCV can read", "pass a JPEG, PNG, BMP, WebP or TIFF file")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+class ImageSource:
+    """One still image or a folder of them; frame i has t = i seconds."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not self.files:
+                raise SourceError(
+                    f"{self.path} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)})",
+                    "pass a folder of images, a video file or a recorded session",
+                )
+            kind = "images"
+        else:
+            _check_file(self.path)
+            self.files = [self.path]
+            kind = "image"
+        self._stop = threading.Event()
+        self.info = SourceInfo(kind=kind, uri=str(self.path), frame_count=len(self.files), fps=1.0)
+        self.warnings: list[str] = []
+        if kind == "image":  # fail now, not in the middle of a run
+            self._first = read_image(self.path)
+            self.info.height, self.info.width = self._first.shape[:2]
+
+    def items(self) -> Iterator[Item]:
+        for i, f in enumerate(self.files):
+            if self._stop.is_set():
+                return
+            try:
+                image = self._first if self.info.kind == "image" else read_image(f)
+            except SourceError as exc:
+                if self.info.kind == "image":
+                    raise
+                self.warnings.append(str(exc))
+                continue
+            yield VideoFrame(index=i, t=float(i), image=image)
+
+    def close(self) -> None:
+        self._stop.set()

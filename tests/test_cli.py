@@ -1,0 +1,100 @@
+"""The command line as a user meets it: clear one-line errors, never a traceback."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from emotiond.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=None, env=None):
+    import os
+
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "emotiond", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=300)
+
+
+def assert_clean_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("emotiond: error: "), proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+
+
+def test_run_writes_jsonl_and_summary(single_face_mp4, tmp_path):
+    log = tmp_path / "out.jsonl"
+    proc = cli("run", single_face_mp4, "--log", log, "--no-voice")
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(recs) == 72
+    assert "72 frames" in proc.stderr and "onnxruntime" in proc.stderr
+    # running again must not clobber the log
+    again = cli("run", single_face_mp4, "--log", log, "--no-voice")
+    assert_clean_error(again, "already exists", "--append")
+    assert len(log.read_text().splitlines()) == 72
+
+
+def test_bad_inputs(tmp_path, single_face_mp4):
+    assert_clean_error(cli("run", tmp_path / "nope.mp4"), "no such file")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert_clean_error(cli("run", empty), "empty (0 bytes)")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    assert_clean_error(cli("run", text), "not a media file")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("x")
+    assert_clean_error(cli("run", folder), "holds no images")
+    bad_img = tmp_path / "bad.jpg"
+    bad_img.write_bytes(b"\xff\xd8garbage")
+    assert_clean_error(cli("run", bad_img), "not an image")
+
+
+def test_truncated_video_keeps_what_was_decoded(single_face_mp4, tmp_path):
+    data = single_face_mp4.read_bytes()
+    trunc = tmp_path / "trunc.mp4"
+    trunc.write_bytes(data[: len(data) * 2 // 3])
+    log = tmp_path / "t.jsonl"
+    proc = cli("run", trunc, "--log", log, "--no-voice")
+    assert "Traceback" not in proc.stderr
+    if proc.returncode == 0:
+        # mp4 with its index at the front: frames up to the cut are analysed, and we say so
+        n = len(log.read_text().splitlines())
+        assert 0 < n < 72
+    else:
+        assert_clean_error(proc, "trunc.mp4")
+
+
+def test_corrupt_model_is_refused_with_the_fix(single_face_mp4, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    onnx = models / "face_emotion_fer.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:1000])
+    proc = cli("run", single_face_mp4, "--no-voice", "--models-dir", models)
+    assert_clean_error(proc, "face_emotion_fer.onnx", "truncated", "git checkout")
+    listing = cli("models", "--models-dir", models)
+    assert listing.returncode == 1
+    assert "PROBLEM: truncated" in listing.stdout
+
+
+def test_models_lists_cards_ok(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"face_landmarker", "face_emotion_fer"} <= names
+    assert all(r["status"] == "ok" and len(r["sha256"]) == 64 for r in rows)
+
+
+def test_config_command(capsys, monkeypatch):
+    monkeypatch.setenv("EMOTIOND_FUSION__SMOOTHING_TAU", "1.25")
+    assert main(["config"]) == 0
+    assert json.loads(capsys.readouterr().out)["fusion"]["smoothing_tau"] == 1.25
+
