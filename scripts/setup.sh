@@ -34,7 +34,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[gui,test]"
+pip_quiet() {  # pip, minus the machine's harmless "find-links location is ignored" chatter
+  set +o pipefail
+  .venv/bin/python -m pip "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory"
+  local rc=${PIPESTATUS[0]}
+  set -o pipefail
+  return "$rc"
+}
+pip_quiet install -q --upgrade pip
+pip_quiet install -q -e ".[gui,test]"
 touch .venv/.emotiond-setup
 echo "setup: done (.venv)"

@@ -10,10 +10,13 @@ import numpy as np
 
 
 def transcode(src: Path, dst: Path, vcodec: str = "libx264", acodec: str | None = "aac",
-              times: list[float] | None = None, max_frames: int | None = None) -> list[float]:
+              times: list[float] | None = None, max_frames: int | None = None,
+              audio_from: Path | None = None) -> list[float]:
     """Re-encode ``src`` into ``dst`` (container from the suffix).  With ``times``, frame i
-    gets presentation time times[i] (variable frame rate).  Returns the frame times written."""
+    gets presentation time times[i] (variable frame rate); with ``audio_from`` the audio
+    track comes from that file instead.  Returns the frame times written."""
     inp = av.open(str(src))
+    ainp = av.open(str(audio_from)) if audio_from else inp
     out = av.open(str(dst), "w")
     vin = inp.streams.video[0]
     vout = out.add_stream(vcodec, rate=30)
@@ -22,8 +25,8 @@ def transcode(src: Path, dst: Path, vcodec: str = "libx264", acodec: str | None 
     vout.time_base = Fraction(1, 1000)
     vout.codec_context.time_base = Fraction(1, 1000)
     aout = None
-    if acodec and inp.streams.audio:
-        ain = inp.streams.audio[0]
+    if acodec and ainp.streams.audio:
+        ain = ainp.streams.audio[0]
         aout = out.add_stream(acodec, rate=48000 if acodec == "libopus" else ain.codec_context.sample_rate)
         aout.layout = "stereo"
     written = []
@@ -41,9 +44,9 @@ def transcode(src: Path, dst: Path, vcodec: str = "libx264", acodec: str | None 
     for p in vout.encode():
         out.mux(p)
     if aout is not None:
-        inp.seek(0)
+        ainp.seek(0)
         resampler = av.AudioResampler(format=aout.codec_context.format.name, layout="stereo", rate=aout.codec_context.sample_rate)
-        for frame in inp.decode(audio=0):
+        for frame in ainp.decode(audio=0):
             frame.pts = None
             for rf in resampler.resample(frame):
                 for p in aout.encode(rf):
@@ -52,6 +55,7 @@ def transcode(src: Path, dst: Path, vcodec: str = "libx264", acodec: str | None 
             out.mux(p)
     out.close()
     inp.close()
+    ainp.close()
     return written
 
 

@@ -98,3 +98,24 @@ def test_config_command(capsys, monkeypatch):
     assert main(["config"]) == 0
     assert json.loads(capsys.readouterr().out)["fusion"]["smoothing_tau"] == 1.25
 
+
+
+def test_eval_face_on_a_labelled_folder(single_face_jpg, multi_face_jpg, tmp_path):
+    import numpy as np
+    import cv2
+
+    (tmp_path / "happiness").mkdir()  # synonyms map into the label space
+    (tmp_path / "neutral").mkdir()
+    (tmp_path / "unrelated").mkdir()
+    shutil.copy(single_face_jpg, tmp_path / "happiness" / "a.jpg")
+    shutil.copy(multi_face_jpg, tmp_path / "happiness" / "b.jpg")
+    cv2.imwrite(str(tmp_path / "neutral" / "blank.png"), np.full((200, 200, 3), 128, np.uint8))
+    proc = cli("eval", "--modality", "face", tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    cm = np.array(out["confusion"])
+    assert cm.sum() == 2 and cm[3].sum() == 2  # two happy images scored, the blank one not
+    assert out["not_scored"] == {"(no face found)": 1}
+    assert out["accuracy"] == cm[3, 3] / 2
+    assert_clean_error(cli("eval", "--modality", "face", tmp_path / "nope"), "no such folder")
+    assert_clean_error(cli("eval", "--modality", "face", tmp_path / "unrelated"), "no labelled images")

@@ -1,0 +1,146 @@
+"""The streaming voice path used by the engine: resample → VAD → utterances → voice emotion.
+
+Audio arrives in source order at any rate and channel count.  It is resampled
+to the features' rate (16 kHz mono, streaming soxr), run through silero's VAD
+in 32 ms chunks and segmented into utterances.  While an utterance is open the
+voice-emotion model is evaluated every ``voice.hop`` seconds on the last
+``window_s`` seconds of audio (the window the model was trained on).
+
+Voice evidence for fusion:
+
+    reliability = mean VAD probability of the window × confidence_factor(model output)
+                  × exp(−(t − t_end) / decay_tau)   after the utterance ended at t_end
+
+so the voice speaks only where there is speech, weighs less when the model is
+unsure, and fades after the speaker stops.  Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from emotiond.audio.features import Resampler, rms_dbfs
+from emotiond.audio.vad import CHUNK, SAMPLE_RATE, Segmenter, SegmenterParams, VoiceActivity
+from emotiond.fusion import confidence_factor, evidence
+from emotiond.types import AudioChunk, ModalityEvidence
+
+MIN_RELIABILITY = 0.02  # below this the voice is treated as absent
+
+
+class VoiceTrack:
+    def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5):
+        self.vad = vad
+        self.model = model
+        self.params = model.params
+        self.hop = hop
+        self.decay_tau = decay_tau
+        self.segmenter = Segmenter(SegmenterParams(on=vad_threshold, off=max(0.0, vad_threshold - 0.15)))
+        self._window = self.params.window_samples
+        self._resampler: Resampler | None = None
+        self._rate: int | None = None
+        self._buf = np.zeros(0, dtype=np.float32)  # the last `window` samples at 16 kHz
+        self._pending = np.zeros(0, dtype=np.float32)  # resampled audio not yet a whole VAD chunk
+        self._vad_probs: deque[tuple[float, float]] = deque(maxlen=int(self.params.window_s * SAMPLE_RATE / CHUNK) + 1)
+        self._t0: float | None = None  # source time of the first 16 kHz sample
+        self._n = 0  # 16 kHz samples received
+        self._next_eval = 0.0
+        self._probs: np.ndarray | None = None  # last voice distribution (over labels.EMOTIONS)
+        self._base_rel = 0.0
+        self._ended_at: float | None = None  # end of the last utterance (None while speaking)
+        self.evaluations = 0
+
+    @classmethod
+    def from_config(cls, cfg) -> VoiceTrack:
+        from emotiond import registry
+        from emotiond.audio.vad import MODEL_NAME as VAD_NAME
+        from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
+
+        vad = VoiceActivity.from_registry(cfg.models_dir)
+        model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider)
+        track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold)
+        track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
+        return track
+
+    cards: list = []  # the verified cards of the VAD and the voice model (set by from_config)
+
+    def model_status(self) -> list[tuple[str, str, str, str]]:
+        providers = [self.vad.provider, self.model.provider]
+        return [(c.name, c.path.name, c.sha256, p) for c, p in zip(self.cards, providers)]
+
+    @property
+    def provider(self) -> str:
+        return self.model.provider
+
+    @property
+    def time(self) -> float:
+        """Source time up to which audio has been analysed."""
+        return (self._t0 or 0.0) + self._n / SAMPLE_RATE
+
+    def insert(self, chunk: AudioChunk) -> None:
+        if self._resampler is None or chunk.rate != self._rate:
+            self._resampler, self._rate = Resampler(chunk.rate, SAMPLE_RATE), chunk.rate
+        if self._t0 is None:
+            self._t0 = chunk.t
+            self.vad.reset(chunk.t)
+        x = self._resampler(chunk.samples)
+        self._pending = np.concatenate([self._pending, x]) if self._pending.size else x
+        # Step in VAD chunks so utterance boundaries and evaluations fall where they are in
+        # the audio, whatever the size of the chunks the source delivers.
+        n_steps = self._pending.size // CHUNK
+        for i in range(n_steps):
+            piece = self._pending[i * CHUNK : (i + 1) * CHUNK]
+            self._buf = np.concatenate([self._buf, piece])[-self._window :]
+            self._n += CHUNK
+            for t, p in self.vad.push(piece):
+                self._vad_probs.append((t, p))
+                for ev in self.segmenter.feed(t, p):
+                    if ev.kind == "start":
+                        self._ended_at = None
+                        self._next_eval = 0.0
+                    else:
+                        self._ended_at = ev.t
+            if self.segmenter.in_speech and self.time >= self._next_eval:
+                self._evaluate()
+                self._next_eval = self.time + self.hop
+        self._pending = self._pending[n_steps * CHUNK :].copy()
+
+    def _evaluate(self) -> None:
+        window = self._buf
+        if window.size < self._window:
+            window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])
+        if rms_dbfs(window) < self.params.silence_dbfs:
+            return
+        probs = self.model.predict(window)
+        speech = [p for _, p in self._vad_probs] or [0.0]
+        self._probs = probs
+        self._base_rel = float(np.mean(speech)) * confidence_factor(probs, self.model.covered)
+        self.evaluations += 1
+
+    @property
+    def ended_at(self) -> float | None:
+        """End time of the last utterance; None while one is open (or before any)."""
+        return self._ended_at
+
+    def _reliability(self, t: float) -> float:
+        if self._probs is None:
+            return 0.0
+        rel = self._base_rel
+        if self._ended_at is not None:
+            rel *= math.exp(-max(0.0, t - self._ended_at) / self.decay_tau)
+        return rel
+
+    def evidence(self, t: float) -> ModalityEvidence | None:
+        rel = self._reliability(t)
+        if rel < MIN_RELIABILITY:
+            return None
+        return evidence("voice", self._probs, rel, self.model.covered)
+
+    def current_probs(self, t: float) -> np.ndarray | None:
+        """The voice distribution while it still counts at time ``t`` (else None)."""
+        return self._probs if self._reliability(t) >= MIN_RELIABILITY else None
+
+    def speech(self, t: float) -> float | None:
+        return self.vad.last_prob if self._t0 is not None else None

@@ -1,0 +1,116 @@
+"""The voice path inside the engine: real silero VAD and the real voice model on real audio."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotiond.config import load_config
+from emotiond.engine import Engine
+from emotiond.runner import run
+from emotiond.sinks import JsonlSink
+from emotiond.sources import open_source
+from emotiond.types import AudioChunk
+from tests.mediautil import transcode, write_wav
+
+DATA = Path(__file__).resolve().parent / "data"
+SPEECH = DATA / "speech_en_espeak.flac"
+
+
+def analyse(path, tmp_path, **overrides):
+    cfg = load_config(overrides=overrides)
+    src = open_source(path)
+    log = tmp_path / f"{Path(path).stem}.jsonl"
+    sink = JsonlSink(log, mode="overwrite")
+    with Engine(cfg, source_info=src.info) as engine:
+        run(src, engine, [sink], progress=False)
+    sink.close()
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_speech_file_gives_voice_evidence_on_audio_ticks(tmp_path):
+    recs = analyse(SPEECH, tmp_path)
+    hop = load_config().voice.hop
+    assert len(recs) >= int(8.8 / hop) - 1
+    assert all(r["frame"] == -1 and r["faces"] == [] for r in recs)
+    ts = [r["t"] for r in recs]
+    assert all(b > a for a, b in zip(ts, ts[1:]))
+    with_voice = [r for r in recs if r["voice"] is not None]
+    assert len(with_voice) >= 0.5 * len(recs), "speech most of the time: voice evidence most of the time"
+    for r in with_voice:
+        assert sum(r["voice"].values()) == pytest.approx(1.0, abs=2e-3)
+        assert r["voice"]["neutral"] == 0.0 and r["voice"]["surprise"] == 0.0  # classes the voice model lacks
+        assert r["shares"] == {"voice": 1.0}
+        assert sum(r["fused"].values()) == pytest.approx(1.0, abs=2e-3)
+    assert max(r["speech"] for r in recs) > 0.8
+
+
+@pytest.mark.parametrize("kind", ["silence", "tone"])
+def test_silence_and_tone_give_no_voice_evidence(tmp_path, kind):
+    rate = 48000
+    t = np.arange(rate * 4) / rate
+    x = np.zeros_like(t) if kind == "silence" else 0.3 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / f"{kind}.wav"
+    write_wav(path, x.astype(np.float32), rate)
+    recs = analyse(path, tmp_path)
+    assert recs, "an audio file always gives results"
+    assert all(r["voice"] is None and r["fused"] is None for r in recs)
+    assert max(r["speech"] for r in recs) < 0.5
+
+
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (44100, 2), (48000, 2), (96000, 1)])
+def test_any_rate_and_channel_count(tmp_path, rate, channels):
+    import soundfile as sf
+
+    x, sr = sf.read(SPEECH, dtype="float32")
+    import soxr
+
+    y = soxr.resample(x, sr, rate)
+    if channels == 2:
+        y = np.stack([y, 0.5 * y], axis=1)
+    path = tmp_path / f"speech_{rate}_{channels}.wav"
+    write_wav(path, y, rate)
+    recs = analyse(path, tmp_path)
+    assert sum(r["voice"] is not None for r in recs) >= 0.5 * len(recs)
+
+
+def test_face_and_voice_fuse_with_shares(single_face_mp4, tmp_path):
+    """A real face clip with real speech as its audio track: both modalities share the result."""
+    with_audio = tmp_path / "face_speech.mkv"
+    transcode(single_face_mp4, with_audio, "libx264", "aac", audio_from=SPEECH)
+    recs = analyse(with_audio, tmp_path)
+    both = [r for r in recs if r["shares"] and set(r["shares"]) == {"face", "voice"} and r["shares"]["voice"] > 0]
+    assert both, "some frames must fuse face and voice"
+    for r in both:
+        assert sum(r["shares"].values()) == pytest.approx(1.0, abs=2e-3)
+        assert sum(r["fused"].values()) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_video_without_audio_track(single_face_mp4, tmp_path):
+    dst = tmp_path / "silent_video.mkv"
+    transcode(single_face_mp4, dst, "libx264", None, max_frames=20)
+    recs = analyse(dst, tmp_path)
+    assert len(recs) == 20
+    assert all(r["voice"] is None and r["speech"] is None for r in recs)
+    assert all(r["shares"] == {"face": 1.0} for r in recs if r["faces"])
+
+
+def test_voice_evidence_decays_after_speech(tmp_path):
+    """Speech then 3 s of silence: the voice's weight falls off with decay_tau."""
+    from emotiond.voice import VoiceTrack
+
+    cfg = load_config()
+    track = VoiceTrack.from_config(cfg)
+    import soundfile as sf
+
+    x, sr = sf.read(SPEECH, dtype="float32")
+    track.insert(AudioChunk(0.0, x, sr))
+    end = len(x) / sr
+    track.insert(AudioChunk(end, np.zeros(int(sr * 3), np.float32), sr))
+    t_end = track.ended_at
+    assert t_end is not None and t_end <= end + 1.0, "the utterance ends in the silence"
+    e0 = track.evidence(t_end)
+    e1 = track.evidence(t_end + 2 * cfg.voice.decay_tau)
+    assert e0 is not None and e0.reliability > 0.1
+    assert e1 is None or e1.reliability == pytest.approx(e0.reliability * np.exp(-2), rel=1e-6)
