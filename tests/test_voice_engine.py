@@ -114,3 +114,39 @@ def test_voice_evidence_decays_after_speech(tmp_path):
     e1 = track.evidence(t_end + 2 * cfg.voice.decay_tau)
     assert e0 is not None and e0.reliability > 0.1
     assert e1 is None or e1.reliability == pytest.approx(e0.reliability * np.exp(-2), rel=1e-6)
+
+
+def test_unreadable_audio_stream_degrades_to_face_only(single_face_mp4, tmp_path):
+    """Every audio packet replaced by noise bytes: the video is still analysed and the run says so."""
+    import subprocess
+    import sys
+
+    import av
+
+    inp = av.open(str(single_face_mp4))
+    path = tmp_path / "bad_audio.mkv"
+    out = av.open(str(path), "w")
+    vs = out.add_stream_from_template(inp.streams.video[0])
+    aus = out.add_stream_from_template(inp.streams.audio[0])
+    rng = np.random.default_rng(0)
+    for p in inp.demux():
+        if p.dts is None:
+            continue
+        if p.stream.type == "audio":
+            q = av.Packet(rng.integers(0, 256, p.size, dtype=np.uint8).tobytes())
+            q.pts, q.dts, q.time_base, q.stream = p.pts, p.dts, p.time_base, aus
+            out.mux(q)
+        else:
+            p.stream = vs
+            out.mux(p)
+    out.close()
+    inp.close()
+    log = tmp_path / "bad_audio.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "emotiond", "run", str(path), "--log", str(log)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "damaged audio packets" in proc.stderr and "no voice evidence" in proc.stderr
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(recs) == 72 and sum(bool(r["faces"]) for r in recs) >= 65
+    assert all(r["voice"] is None for r in recs)

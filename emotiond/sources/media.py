@@ -91,7 +91,19 @@ class MediaFileSource:
                 "audio_codec": self._a.codec_context.name if self._a is not None else None,
             },
         )
-        self.warnings: list[str] = []
+        self._notes: list[str] = []
+        self._damaged: dict[str, tuple[int, str]] = {}  # stream type -> (count, first error)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What went wrong while reading, one line per kind of problem."""
+        out = []
+        for kind, (n, first) in self._damaged.items():
+            line = f"skipped {n} damaged {kind} packet{'s' if n > 1 else ''} ({first}); the rest was analysed"
+            if kind == "audio":
+                line += "; no voice evidence from the unreadable parts of the audio"
+            out.append(line)
+        return out + self._notes
 
     def items(self) -> Iterator[Item]:
         import av
@@ -106,7 +118,9 @@ class MediaFileSource:
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:  # a damaged packet: skip it, keep going
-                    self.warnings.append(f"skipped a damaged {packet.stream.type} packet ({exc.strerror or exc})")
+                    kind = packet.stream.type
+                    n, first = self._damaged.get(kind, (0, exc.strerror or str(exc)))
+                    self._damaged[kind] = (n + 1, first)
                     continue
                 for frame in frames:
                     if packet.stream.type == "video":
@@ -131,7 +145,7 @@ class MediaFileSource:
             return
         except av.error.FFmpegError as exc:
             # Truncated or damaged tail: what was decoded stands; say where it stopped.
-            self.warnings.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
+            self._notes.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
         finally:
             self.close()
 
