@@ -20,5 +20,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/pipeline.py
 
+# docs/screenshot.png: the window on the demo clip under Xvfb
+screenshot: $(STAMP)
+	bash scripts/screenshot.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache out

@@ -86,6 +86,7 @@ def run(
 
     def reader() -> None:
         wall0 = media0 = None
+        it = None
         try:
             it = iter(source.items())
             while not stop.is_set():
@@ -107,6 +108,8 @@ def run(
         except BaseException as exc:  # handed to the main thread
             put(q_in, _Failure(exc))
         finally:
+            if it is not None and hasattr(it, "close"):
+                it.close()  # finish the source's generator here, on the thread that ran it
             put(q_in, _END)
 
     def post() -> None:

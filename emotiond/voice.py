@@ -18,6 +18,7 @@ unsure, and fades after the speaker stops.  Nothing here does I/O.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 
 import numpy as np
@@ -51,6 +52,17 @@ class VoiceTrack:
         self._base_rel = 0.0
         self._ended_at: float | None = None  # end of the last utterance (None while speaking)
         self.evaluations = 0
+        # The first log-mel in a process imports scipy.signal and librosa's numba code (~3 s):
+        # do it now, off the analysis thread, so the first utterance does not stall playback.
+        self._warm = threading.Thread(target=self._warm_up, name="emotiond-voice-warmup", daemon=True)
+        self._warm.start()
+
+    def _warm_up(self) -> None:
+        noise = np.random.default_rng(0).normal(0.0, 0.05, self._window).astype(np.float32)
+        try:
+            self.model.predict(noise)
+        except Exception:  # a real problem shows up again, with its message, on first use
+            pass
 
     @classmethod
     def from_config(cls, cfg) -> VoiceTrack:
@@ -108,6 +120,7 @@ class VoiceTrack:
         self._pending = self._pending[n_steps * CHUNK :].copy()
 
     def _evaluate(self) -> None:
+        self._warm.join()
         window = self._buf
         if window.size < self._window:
             window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])

@@ -52,6 +52,9 @@ class MediaFileSource:
         self.path = Path(path)
         _check_file(self.path)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reading = False
+        self._closed = False
         try:
             self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
         except av.error.InvalidDataError:
@@ -108,6 +111,10 @@ class MediaFileSource:
     def items(self) -> Iterator[Item]:
         import av
 
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._reading = True
         streams = [s for s in (self._v, self._a) if s is not None]
         index = 0
         last_t = -np.inf
@@ -147,13 +154,28 @@ class MediaFileSource:
             # Truncated or damaged tail: what was decoded stands; say where it stopped.
             self._notes.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
         finally:
-            self.close()
+            with self._lock:
+                self._reading = False
+            self._close_container()
 
     def close(self) -> None:
-        self._stop.set()
+        """Stop reading.  From another thread while items() runs, the reading thread closes
+        the container itself at its next packet (closing it under a running decoder crashes
+        FFmpeg)."""
+        with self._lock:
+            self._stop.set()
+            reading = self._reading
+        if not reading:
+            self._close_container()
+
+    def _close_container(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
             self._container.close()
-        except Exception:  # closing twice or from another thread is harmless
+        except Exception:  # already closed by FFmpeg on a fatal error
             pass
 
 
