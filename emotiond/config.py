@@ -59,6 +59,9 @@ class CaptureConfig(_Section):
     microphone: str | None = Field(None, description="microphone index or name substring; None = system default")
     audio_rate: int | None = Field(None, description="None = the device's native rate")
     ring_seconds: float = Field(10.0, gt=0.0, description="seconds of frames and audio kept in the ring buffer")
+    ring_video_seconds: float = Field(2.0, gt=0.0, description="seconds of video frames kept (frames are large; audio keeps ring_seconds)")
+    stall_timeout: float = Field(2.0, gt=0.0, description="seconds without data after which a device counts as lost")
+    camera_latency: float = Field(0.0, ge=0.0, le=1.0, description="seconds the camera's picture lags reality (subtracted from frame times; lip-sync calibration)")
 
 
 class RecordConfig(_Section):
@@ -66,6 +69,8 @@ class RecordConfig(_Section):
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"
     queue_seconds: float = Field(2.0, gt=0.0, description="encoder backlog before frames are dropped (never blocks capture)")
+    preset: str = Field("superfast", description="x264 speed preset of the recording (slower presets: smaller files, more CPU)")
+    fragment_seconds: float = Field(0.5, gt=0.0, le=10.0, description="MP4 fragment interval: about the most media a crash (kill -9) can lose")
 
 
 class Config(BaseSettings):

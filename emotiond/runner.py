@@ -69,6 +69,9 @@ def run(
     """
     stop = stop or threading.Event()
     stats = RunStats()
+    if source.info.live:
+        # Live: a deep queue is only latency; the live source skips stale frames itself.
+        queue_size = min(queue_size, 2)
     q_in: queue.Queue = queue.Queue(maxsize=queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=queue_size)
     t_start = time.perf_counter()

@@ -1,0 +1,678 @@
+"""Recording a session: one folder with the media, the prediction log and metadata.
+
+Layout of a session folder::
+
+    media.mp4          H.264 video + AAC audio, fragmented MP4 (plays in ordinary players)
+    predictions.jsonl  the engine's log (written by the run's JSONL sink, same schema as --log)
+    metadata.json      devices, sizes and rates, config, model hashes, counters, start/stop times
+
+:class:`SessionRecorder` takes items from any thread with :meth:`~SessionRecorder.write`,
+which never blocks: a bounded queue (``record.queue_seconds`` of backlog) feeds
+one writer thread that owns the PyAV container; when the encoder falls behind,
+frames are dropped and counted, capture and analysis never wait.
+
+Timestamps are the real ones (variable frame rate): media time 0 is the first
+video frame (``media.t0`` in the metadata, also in the container's comment), a
+frame's pts is ``t − t0`` at 1/90000 s; audio is written contiguous from 0 —
+gaps (overflows) are filled with silence and overlaps cut, so its samples stay
+on the same timeline within 20 ms.
+
+Crash safety: the MP4 is fragmented (``frag_keyframe+delay_moov``, ``frag_duration``):
+a fragment every ``record.fragment_seconds`` (0.5 s) and a forced keyframe every
+second.  A fragment is written and flushed as soon as it is complete, so
+``kill -9`` loses at most the fragment being built (≤ 0.5 s) plus the encoder's
+backlog.  The header follows the first fragment, so a session killed within its
+first half second has no media.
+``metadata.json`` is replaced atomically at the start, every second and at the
+end; a session whose status is still ``recording`` after its process died
+reads as interrupted (see :mod:`emotiond.sources.session`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotiond.errors import EmotiondError, SinkError
+from emotiond.sources.base import Item, SourceInfo
+from emotiond.types import AudioChunk, VideoFrame
+
+try:
+    import cv2 as _cv2
+except ImportError:  # pragma: no cover - cv2 comes with mediapipe
+    _cv2 = None
+
+SCHEMA = "emotiond.session/1"
+MEDIA_FILE = "media.mp4"
+METADATA_FILE = "metadata.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+VIDEO_TIME_BASE = Fraction(1, 90000)
+MOVFLAGS = "+frag_keyframe+delay_moov+default_base_moof"
+KEYFRAME_SECONDS = 1.0  # a keyframe (and a fragment) at least this often: seeking, and decoding after a loss
+_GAP_TOLERANCE = 0.005  # seconds of audio timestamp disagreement absorbed without padding/cutting
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def session_folder(target: str | Path) -> Path:
+    """Where a new session goes for ``--record TARGET``: TARGET itself when it does not
+    exist or is an empty folder, else a new time-stamped folder inside it."""
+    target = Path(target).expanduser()
+    if target.exists() and not target.is_dir():
+        raise SinkError(f"{target} is a file", "pass a folder to --record (it is created when missing)")
+    if not target.exists() or not any(target.iterdir()):
+        return target
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        cand = target / (f"session-{stamp}" + (f"-{n}" if n else ""))
+        if not cand.exists():
+            return cand
+    raise SinkError(f"cannot find a free session name in {target}", "clean up the folder")
+
+
+def default_models() -> dict[str, dict[str, str]]:
+    """Name → file and sha256 of every model card (cheap: reads the cards, hashes nothing)."""
+    try:
+        from emotiond import registry
+
+        return {c.name: {"file": c.path.name, "sha256": c.sha256} for c in registry.cards()}
+    except Exception:
+        return {}
+
+
+class SessionRecorder:
+    """Writes one session folder.  ``path``: see :func:`session_folder`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        config=None,
+        *,
+        models: dict[str, Any] | None = None,
+        queue_seconds: float | None = None,
+        fragment_seconds: float | None = None,
+    ):
+        if config is None:
+            from emotiond.config import load_config
+
+            config = load_config()
+        self.config = config
+        rc = config.record
+        self.target = Path(path)
+        self.path: Path | None = None
+        self.models = models
+        self.queue_seconds = float(queue_seconds or rc.queue_seconds)
+        self.fragment_seconds = float(fragment_seconds or rc.fragment_seconds)
+        self.info: SourceInfo | None = None
+        self.stats_provider: Callable[[], dict] | None = None
+        self.error: SinkError | None = None
+        self.status = "idle"  # idle → recording → complete | failed
+        self.end_reason: str | None = None
+        # queue (writer side reads, any thread writes)
+        self._cond = threading.Condition()
+        self._q: deque[Item] = deque()
+        self._q_frames = 0
+        self._q_samples = 0
+        self._stopping = False
+        self._accepting = False
+        self._thread: threading.Thread | None = None
+        self._meta_lock = threading.Lock()
+        self._closed = False
+        # counters
+        self.frames_offered = 0
+        self.frames_written = 0
+        self.frames_dropped = 0  # queue full (encoder behind)
+        self.frames_resized = 0
+        self.audio_chunks_offered = 0
+        self.audio_samples_offered = 0
+        self.audio_samples_dropped = 0  # queue full
+        self.audio_samples_written = 0
+        self.audio_gap_samples = 0  # silence written where capture had gaps
+        self.audio_cut_samples = 0  # overlapping samples not written
+        self.items_ignored = 0  # a stream the container has no track for
+        self.queue_peak = 0
+        # media state (writer thread only)
+        self._container = None
+        self._v = self._a = None
+        self.t0: float | None = None
+        self._pending: list[Item] = []
+        self._last_pts = -1
+        self._last_key_t = -np.inf
+        self._a_next = 0  # next audio sample index in the file
+        self._fifo: list[np.ndarray] = []
+        self._fifo_n = 0
+        self._a_pts = 0
+        self._frame_size = 1024
+        self.media: dict[str, Any] = {"file": MEDIA_FILE, "container": "mp4", "t0": None, "video": None, "audio": None}
+        self.started_wall: float | None = None
+        self.stopped_wall: float | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, info: SourceInfo, stats: Callable[[], dict] | None = None) -> Path:
+        """Create the folder, write the first metadata and start the writer thread."""
+        if self._thread is not None:
+            return self.path
+        self.info = info
+        self.stats_provider = stats
+        self.path = session_folder(self.target)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if (self.path / METADATA_FILE).exists():
+                raise SinkError(f"{self.path} already holds a session", "record into a new or empty folder")
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise SinkError(f"cannot record into {self.path}: {exc.strerror}", "check the folder is writable") from None
+        if self.models is None:
+            self.models = default_models()
+        rate = info.fps or self.config.capture.fps
+        self._max_frames = max(4, int(self.queue_seconds * rate) + 1)
+        self._max_samples = int(self.queue_seconds * (info.audio_rate or 48000)) * 2
+        self.started_wall = time.time()
+        self.status = "recording"
+        self._accepting = True
+        self.write_metadata()
+        self._thread = threading.Thread(target=self._run, name="emotiond-recorder", daemon=True)
+        self._thread.start()
+        return self.path
+
+    def write(self, item: Item) -> bool:
+        """Queue one item for the writer; never blocks.  False when it was dropped."""
+        if isinstance(item, VideoFrame):
+            with self._cond:
+                if not self._accepting:
+                    return False  # not started yet, or already stopped: not part of the session
+                self.frames_offered += 1
+                if self._q_frames >= self._max_frames:
+                    self.frames_dropped += 1
+                    return False
+                self._q.append(item)
+                self._q_frames += 1
+                self.queue_peak = max(self.queue_peak, self._q_frames)
+                self._cond.notify()
+            return True
+        n = int(item.samples.shape[0])
+        with self._cond:
+            if not self._accepting:
+                return False
+            self.audio_chunks_offered += 1
+            self.audio_samples_offered += n
+            if self._q_samples + n > self._max_samples:
+                self.audio_samples_dropped += n
+                return False
+            self._q.append(item)
+            self._q_samples += n
+            self._cond.notify()
+        return True
+
+    def close(self, reason: str | None = None) -> None:
+        """Finish: drain the queue, finalize the container, write the final metadata.
+        Safe twice and from any thread."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            if reason and not self.end_reason:
+                self.end_reason = reason
+            self._accepting = False
+            self._stopping = True
+            self._cond.notify_all()
+        th = self._thread
+        if th is not None and th is not threading.current_thread():
+            th.join()
+        if self.path is not None and th is None:
+            self.write_metadata()
+
+    stop = close
+
+    # -- writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        _lower_thread_priority()
+        next_meta = time.monotonic() + 1.0
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._q or self._stopping, timeout=max(0.0, next_meta - time.monotonic()))
+                    batch = list(self._q)
+                    self._q.clear()
+                    self._q_frames = 0
+                    self._q_samples = 0
+                    stopping = self._stopping
+                for item in batch:
+                    if self.error is None:
+                        self._handle(item)
+                if time.monotonic() >= next_meta:
+                    self.write_metadata()
+                    next_meta = time.monotonic() + 1.0
+                if stopping and not batch:
+                    with self._cond:
+                        if not self._q:
+                            break
+        except Exception as exc:  # encoding / disk failure: keep what is on disk
+            self._fail(exc)
+        finally:
+            self._finish()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._accepting = False
+        if isinstance(exc, SinkError):
+            self.error = exc
+            return
+        import errno
+
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            msg = f"the disk is full while recording to {self.path}"
+        else:
+            msg = f"recording to {self.path} failed: {exc.__class__.__name__}: {exc}"
+        self.error = SinkError(msg, "free space or record elsewhere; what was written so far plays and replays")
+
+    def _finish(self) -> None:
+        try:
+            if self._container is None and self._pending and self.error is None and self._open(force=True):
+                pending, self._pending = self._pending, []
+                for it in pending:
+                    self._encode(it)
+            if self._container is not None:
+                if self.error is None:
+                    self._flush_audio(final=True)
+                    for st in (self._v, self._a):
+                        if st is not None:
+                            for p in st.encode(None):
+                                self._container.mux(p)
+                self._container.close()
+        except Exception as exc:
+            if self.error is None:
+                self._fail(exc)
+            try:
+                self._container.close()
+            except Exception:
+                pass
+        self.stopped_wall = time.time()
+        self.status = "failed" if self.error is not None else "complete"
+        if self.end_reason is None:
+            self.end_reason = str(self.error) if self.error is not None else "stopped"
+        self.write_metadata()
+
+    # -- media --------------------------------------------------------------------------------
+    def _handle(self, item: Item) -> None:
+        if self._container is None:
+            self._pending.append(item)
+            if not self._open():
+                if self.info.has_video:  # waiting for the first frame: keep at most 1 s of audio
+                    while len(self._pending) > 1 and self._pending[-1].t - self._pending[0].t > 1.0:
+                        self._pending.pop(0)
+                return
+            pending, self._pending = self._pending, []
+            for it in pending:
+                self._encode(it)
+            return
+        self._encode(item)
+
+    def _open(self, force: bool = False) -> bool:
+        info = self.info
+        frames = [it for it in self._pending if isinstance(it, VideoFrame)]
+        chunks = [it for it in self._pending if isinstance(it, AudioChunk)]
+        want_video = info.has_video
+        if want_video and not frames and not force:
+            return False
+        if not want_video and not chunks and not force:
+            return False
+        if not frames and not chunks:
+            return False
+        import av
+
+        self.t0 = frames[0].t if frames else chunks[0].t
+        self.media["t0"] = self.t0
+        rc = self.config.record
+        path = self.path / MEDIA_FILE
+        frag = int(self.fragment_seconds * 1_000_000)
+        c = av.open(
+            str(path), "w", format="mp4",
+            options={"movflags": MOVFLAGS, "frag_duration": str(frag), "flush_packets": "1"},
+        )
+        self._container = c
+        c.metadata["comment"] = f"emotiond session t0={self.t0!r}"
+        c.metadata["encoder"] = "emotiond"
+        if frames:
+            h, w = frames[0].image.shape[:2]
+            w, h = w - (w % 2), h - (h % 2)
+            fps = float(info.fps or self.config.capture.fps)
+            v = c.add_stream(rc.video_codec, rate=Fraction(int(round(fps * 1000)), 1000))
+            v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+            v.time_base = VIDEO_TIME_BASE
+            v.codec_context.time_base = VIDEO_TIME_BASE
+            v.codec_context.gop_size = max(1, int(round(fps * KEYFRAME_SECONDS * 2)))  # forced keyframes come first
+            if rc.video_codec in ("libx264", "h264"):
+                # zerolatency: no lookahead, no B-frames, so a fragment is complete as soon as its
+                # last frame is in; one thread, niced with the writer, so analysis keeps the CPU
+                v.codec_context.options = {
+                    "preset": rc.preset, "tune": "zerolatency", "crf": str(rc.crf), "threads": "1",
+                }
+            self._v = v
+            self.media["video"] = {
+                "codec": rc.video_codec, "width": w, "height": h, "pix_fmt": "yuv420p",
+                "time_base": "1/90000", "nominal_fps": fps, "first_t": None, "last_t": None,
+            }
+        if info.has_audio or chunks:
+            rate = chunks[0].rate if chunks else info.audio_rate
+            channels = (chunks[0].samples.shape[1] if chunks and chunks[0].samples.ndim == 2 else 1) if chunks else (info.audio_channels or 1)
+            if rate:
+                channels = 1 if channels == 1 else 2
+                a = c.add_stream(rc.audio_codec, rate=int(rate), layout="mono" if channels == 1 else "stereo")
+                a.codec_context.time_base = Fraction(1, int(rate))
+                if rc.audio_codec == "aac":
+                    a.codec_context.bit_rate = 96_000 * channels
+                a.codec_context.open()
+                self._frame_size = a.codec_context.frame_size or 1024
+                self._a = a
+                self._channels = channels
+                self.media["audio"] = {
+                    "codec": rc.audio_codec, "rate": int(rate), "channels": channels,
+                    "bit_rate": a.codec_context.bit_rate or None, "first_t": None, "last_t": None,
+                }
+        self.media["container"] = f"mp4, fragmented every {self.fragment_seconds:g} s ({MOVFLAGS})"
+        self.media["fragment_seconds"] = self.fragment_seconds
+        self.media["keyframe_seconds"] = KEYFRAME_SECONDS
+        self.write_metadata()
+        return True
+
+    def _encode(self, item: Item) -> None:
+        if isinstance(item, VideoFrame):
+            self._encode_video(item)
+        else:
+            self._encode_audio(item)
+
+    def _encode_video(self, frame: VideoFrame) -> None:
+        import av
+
+        v = self._v
+        if v is None:
+            self.items_ignored += 1
+            return
+        img = frame.image
+        if img.shape[0] != v.height or img.shape[1] != v.width:
+            if img.shape[0] >= v.height and img.shape[1] >= v.width and img.shape[0] - v.height <= 1 and img.shape[1] - v.width <= 1:
+                img = np.ascontiguousarray(img[: v.height, : v.width])  # odd size cropped to even
+            else:
+                import cv2
+
+                img = cv2.resize(img, (v.width, v.height), interpolation=cv2.INTER_AREA)
+                self.frames_resized += 1
+        pts = int(round((frame.t - self.t0) * 90000))
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        if _cv2 is not None:  # RGB → I420 in OpenCV (BT.601, as swscale would) is ~1 ms cheaper a frame
+            vf = av.VideoFrame.from_ndarray(_cv2.cvtColor(np.ascontiguousarray(img), _cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+        else:
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        vf.pts = pts
+        vf.time_base = VIDEO_TIME_BASE
+        if frame.t - self._last_key_t >= KEYFRAME_SECONDS - 1e-3:
+            vf.pict_type = av.video.frame.PictureType.I
+            self._last_key_t = frame.t
+        for p in v.encode(vf):
+            self._container.mux(p)
+        self.frames_written += 1
+        mv = self.media["video"]
+        if mv["first_t"] is None:
+            mv["first_t"] = frame.t
+        mv["last_t"] = frame.t
+
+    def _encode_audio(self, chunk: AudioChunk) -> None:
+        a = self._a
+        if a is None or chunk.rate != a.codec_context.sample_rate:
+            self.items_ignored += 1
+            return
+        x = chunk.samples
+        if self._channels == 1 and x.ndim == 2:
+            x = x.mean(axis=1)
+        elif self._channels == 2:
+            x = np.repeat(x[:, None], 2, axis=1) if x.ndim == 1 else x[:, :2]
+        rate = chunk.rate
+        start = int(round((chunk.t - self.t0) * rate))
+        delta = start - self._a_next
+        tol = int(_GAP_TOLERANCE * rate) if self._a_next else 0  # the first samples go exactly where they belong
+        if delta > tol:  # a gap in capture: silence keeps later audio in sync
+            self._push_audio(np.zeros((delta,) + x.shape[1:], np.float32))
+            self.audio_gap_samples += delta
+        elif delta < -tol:  # overlaps what is written (or precedes t0): cut
+            cut = min(-delta, x.shape[0])
+            x = x[cut:]
+            self.audio_cut_samples += cut
+        if x.shape[0]:
+            self._push_audio(np.asarray(x, np.float32))
+            ma = self.media["audio"]
+            if ma["first_t"] is None:
+                ma["first_t"] = self.t0 + (self._a_next - x.shape[0]) / rate
+            ma["last_t"] = self.t0 + self._a_next / rate
+        self._flush_audio()
+
+    def _push_audio(self, x: np.ndarray) -> None:
+        self._fifo.append(x)
+        self._fifo_n += x.shape[0]
+        self._a_next += x.shape[0]
+
+    def _flush_audio(self, final: bool = False) -> None:
+        import av
+
+        fs = self._frame_size
+        if self._a is None or (self._fifo_n < fs and not (final and self._fifo_n)):
+            return
+        buf = np.concatenate(self._fifo) if len(self._fifo) > 1 else self._fifo[0]
+        n_full = (buf.shape[0] // fs) * fs
+        cut = buf.shape[0] if final else n_full
+        layout = "mono" if self._channels == 1 else "stereo"
+        for i in range(0, cut, fs):
+            part = buf[i : min(i + fs, cut)]
+            planar = part[None, :] if part.ndim == 1 else part.T
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar, np.float32), format="fltp", layout=layout)
+            af.sample_rate = self._a.codec_context.sample_rate
+            af.pts = self._a_pts
+            af.time_base = Fraction(1, af.sample_rate)
+            self._a_pts += part.shape[0]
+            for p in self._a.encode(af):
+                self._container.mux(p)
+            self.audio_samples_written += part.shape[0]
+        rest = buf[cut:]
+        self._fifo = [rest] if rest.shape[0] else []
+        self._fifo_n = rest.shape[0]
+
+    # -- metadata -------------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        return {
+            "frames_offered": self.frames_offered,
+            "frames_written": self.frames_written,
+            "frames_dropped": self.frames_dropped,
+            "frames_resized": self.frames_resized,
+            "audio_chunks_offered": self.audio_chunks_offered,
+            "audio_samples_offered": self.audio_samples_offered,
+            "audio_samples_written": self.audio_samples_written,
+            "audio_samples_dropped": self.audio_samples_dropped,
+            "audio_gap_samples_filled": self.audio_gap_samples,
+            "audio_overlap_samples_cut": self.audio_cut_samples,
+            "items_ignored": self.items_ignored,
+            "queue_peak_frames": self.queue_peak,
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        from emotiond import __version__
+
+        info = self.info
+        capture = None
+        if self.stats_provider is not None:
+            try:
+                capture = self.stats_provider()
+            except Exception as exc:  # never let a stats bug stop a recording
+                capture = {"error": repr(exc)}
+        source = None
+        if info is not None:
+            source = asdict(info)
+            source["extra"] = {k: v for k, v in source["extra"].items() if _jsonable(v)}
+        extra = (info.extra if info is not None else {}) or {}
+        now = time.time()
+        return {
+            "schema": SCHEMA,
+            "status": self.status,
+            "end_reason": self.end_reason,
+            "emotiond_version": __version__,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _iso(self.started_wall),
+            "stopped": _iso(self.stopped_wall),
+            "updated": _iso(now),
+            "updated_unix": now,
+            "started_unix": self.started_wall,
+            "stopped_unix": self.stopped_wall,
+            "clock": {
+                "kind": "monotonic seconds since the session epoch" if info is not None and info.live else "source media time",
+                "epoch_wall": extra.get("clock_epoch_wall"),
+                "epoch_iso": _iso(extra.get("clock_epoch_wall")),
+            },
+            "source": source,
+            "devices": {"camera": extra.get("camera"), "microphone": extra.get("microphone")},
+            "media": self.media,
+            "predictions": PREDICTIONS_FILE,
+            "counters": self.counters(),
+            "capture": capture,
+            "config": self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else None,
+            "models": self.models or {},
+        }
+
+    def write_metadata(self) -> None:
+        """Replace metadata.json atomically (temp file + os.replace)."""
+        if self.path is None:
+            return
+        with self._meta_lock:
+            doc = self.metadata()
+            tmp = self.path / f".{METADATA_FILE}.tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(doc, fh, indent=2, default=_default)
+                    fh.write("\n")
+                os.replace(tmp, self.path / METADATA_FILE)
+            except OSError as exc:
+                if self.error is None:
+                    self._fail(exc)
+
+
+def _lower_thread_priority(nice: int = 5) -> None:
+    """Linux: nice this thread (and the encoder threads it starts) so that capture and
+    analysis win the CPU; the queue absorbs the encoder's lag, drops are counted."""
+    if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(v, default=_default)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _default(o):
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, Fraction):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+class RecordingSource:
+    """Wraps any source and records what it delivers into a session folder.
+
+    Sources that offer ``add_tap`` (the live source) feed the recorder from their
+    capture threads at full rate, so the recording keeps every captured frame even
+    when analysis skips stale ones; other sources are teed item by item.  The
+    recording is finalized when the items end, fail (device lost) or are abandoned.
+    """
+
+    def __init__(self, inner, recorder: SessionRecorder):
+        self.inner = inner
+        self.recorder = recorder
+        self.info = inner.info
+        self._started = False
+
+    @property
+    def warnings(self) -> list[str]:
+        return getattr(self.inner, "warnings", [])
+
+    @property
+    def path(self) -> Path | None:
+        return self.recorder.path
+
+    def start(self) -> Path:
+        if not self._started:
+            self._started = True
+            self.recorder.start(self.inner.info, stats=getattr(self.inner, "stats", None))
+            self.info.extra["recording"] = str(self.recorder.path)
+        return self.recorder.path
+
+    def items(self) -> Iterator[Item]:
+        self.start()
+        rec = self.recorder
+        tap = getattr(self.inner, "add_tap", None)
+        tee = tap is None
+        if tap is not None:
+            tap(rec.write)
+        reason = "source ended"
+        try:
+            for item in self.inner.items():
+                if tee:
+                    rec.write(item)
+                yield item
+                if rec.error is not None:
+                    raise rec.error
+        except GeneratorExit:
+            reason = "stopped"
+            raise
+        except EmotiondError as exc:
+            reason = f"{exc.__class__.__name__}: {exc.message}"
+            raise
+        except BaseException as exc:
+            reason = f"error: {exc.__class__.__name__}"
+            raise
+        finally:
+            rec.close(reason)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.recorder.close("stopped")
+
+    def stats(self) -> dict:
+        inner = getattr(self.inner, "stats", None)
+        out = dict(inner()) if inner else {}
+        out.update({f"record_{k}": v for k, v in self.recorder.counters().items()})
+        return out
+
+    def __getattr__(self, name):  # status, error, ring, … of the wrapped source
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
