@@ -1,0 +1,558 @@
+"""The GUI's analysis worker: ``runner.run`` on a Python thread, results in a slot.
+
+Qt-free on purpose (testable without a display).  The GUI never waits on it: it
+calls :meth:`AnalysisWorker.poll` from a ~30 Hz timer and gets the newest frame and
+result (intermediate frames are simply not drawn), every timeline point since the
+last poll, and the audio levels.  Nothing here blocks the source: the slot is
+overwritten, the point and level queues are bounded deques that drop their oldest.
+
+The source is wrapped in a :class:`Tap` (the engine is untouched):
+
+* it shows the first frame while the models are still loading (``prime``);
+* it plays files at media time, and holds them while paused (live sources keep
+  capturing and their items are discarded while paused);
+* it measures the audio level (RMS dBFS) of every AudioChunk as it passes and when
+  each frame entered the pipeline (for the latency in the status bar).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emotiond.errors import EmotiondError, ModelError
+from emotiond.sources.base import Item, Source
+from emotiond.types import AudioChunk, FrameResult, VideoFrame
+
+MAX_BEHIND = 0.5  # seconds a paced file may lag its media time before the pacing re-anchors
+MAX_POINTS = 8192  # timeline points kept between two polls (a poll normally takes ~30)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePoint:
+    t: float
+    probs: np.ndarray | None  # fused distribution over EMOTIONS, None when there was no evidence
+    valence: float
+    arousal: float
+
+
+@dataclass
+class Update:
+    """What one :meth:`AnalysisWorker.poll` hands the GUI."""
+
+    state: str
+    seq: int  # increases with every new result or preview frame
+    frame: VideoFrame | None  # the frame that goes with ``result`` (or a preview)
+    result: FrameResult | None  # None while only a preview frame exists
+    points: list[TimelinePoint] = field(default_factory=list)
+    levels: list[tuple[float, float]] = field(default_factory=list)  # (t, dBFS) since the last poll
+    results: int = 0  # results so far
+    latency: float | None = None  # seconds from a frame entering the pipeline to its result (smoothed)
+    warnings: list[str] = field(default_factory=list)  # new since the last poll
+
+
+class Tap:
+    """A source wrapper (a Source itself) between the real source and the runner."""
+
+    def __init__(self, source: Source, worker: AnalysisWorker, *, pace: bool):
+        self.source = source
+        self.info = source.info
+        self._w = worker
+        self._pace = pace and not source.info.live
+        self._it: Iterator[Item] | None = None
+        self._primed: list[Item] = []
+        self._released: dict[int, float] = {}  # frame index -> perf_counter when it left the tap
+        self._lock = threading.Lock()
+        # Files and sessions: close() waits until no item is being decoded.  Closing a PyAV
+        # container while another thread demuxes it crashes the process (MediaFileSource.close
+        # is not safe against a concurrent items()); live sources close from any thread.
+        self._reading = threading.Lock()
+        self._closed = False
+
+    @property
+    def warnings(self) -> list[str]:  # read by runner.run at the end
+        return getattr(self.source, "warnings", [])
+
+    def _iter(self) -> Iterator[Item]:
+        if self._it is None:
+            self._it = iter(self.source.items())
+        if self.info.live:
+            return self._it
+        return self._guarded(self._it)
+
+    def _guarded(self, it: Iterator[Item]) -> Iterator[Item]:
+        while True:
+            with self._reading:
+                if self._closed:
+                    return
+                item = next(it, None)
+            if item is None:
+                return
+            yield item
+
+    def prime(self, models_ready: threading.Event) -> None:
+        """Show video before the engine exists.  Files: decode up to the first frame and
+        keep what was read for the run.  Live: preview until the models are loaded."""
+        if not self.info.has_video:
+            return
+        live = self.info.live
+        stop = self._w._stop
+        for item in self._iter():
+            self._observe(item)
+            if isinstance(item, VideoFrame):
+                self._w._publish_preview(item)
+            if not live:
+                self._primed.append(item)
+                if isinstance(item, VideoFrame):
+                    return
+            elif models_ready.is_set() or stop.is_set():
+                return
+            if stop.is_set():
+                return
+
+    def items(self) -> Iterator[Item]:
+        w = self._w
+        anchor: tuple[float, float] | None = None  # (perf_counter, media time) pacing origin
+        for item in itertools.chain(self._primed, self._iter()):
+            if w._paused.is_set():
+                if self.info.live:
+                    continue  # keep draining the devices; nothing is analysed while paused
+                while w._paused.is_set() and not w._stop.is_set():
+                    w._resumed.wait(0.1)
+                anchor = None
+            if w._stop.is_set():
+                return
+            if self._pace:
+                now = time.perf_counter()
+                if anchor is None:
+                    anchor = (now, item.t)
+                delay = anchor[0] + (item.t - anchor[1]) - now
+                if delay > 0:
+                    if w._stop.wait(delay):
+                        return
+                elif delay < -MAX_BEHIND:  # analysis is slower than the clip: play slower, no burst
+                    anchor = (now, item.t)
+            self._observe(item)
+            yield item
+        self._primed = []
+
+    def _observe(self, item: Item) -> None:
+        if not self._w._tapped:
+            self._w._record(item)
+        if isinstance(item, AudioChunk):
+            self._w._levels.append((item.t, _dbfs(item.samples)))
+        elif isinstance(item, VideoFrame):
+            with self._lock:
+                self._released[item.index] = time.perf_counter()
+
+    def released(self, index: int) -> float | None:
+        """When frame ``index`` left the tap; forgets it and every earlier frame."""
+        with self._lock:
+            t = self._released.pop(index, None)
+            if len(self._released) > 64:
+                self._released = {k: v for k, v in self._released.items() if k > index}
+        return t
+
+    def close(self) -> None:
+        if self.info.live:
+            self.source.close()
+            return
+        with self._reading:  # one packet's decode at most
+            self._closed = True
+            self.source.close()
+
+
+def _dbfs(samples: np.ndarray) -> float:
+    from emotiond.audio.features import rms_dbfs
+
+    return max(-120.0, rms_dbfs(samples))
+
+
+class Recording:
+    """One recording made from the window: the session recorder and its predictions log."""
+
+    def __init__(self, recorder, path: Path, sink, *, by_frame: bool):
+        self.recorder = recorder
+        self.path = path
+        self.sink = sink
+        self.by_frame = by_frame  # video: the frames define the span; audio-only: the chunks
+        self.started = time.perf_counter()
+        self.first_t: float | None = None  # source time of the first item recorded
+        self.last_t: float | None = None  # ... and of the last one
+        self.stopped = False
+        self.error: EmotiondError | None = None  # the predictions log failed
+        self.predictions_done = threading.Event()
+        self.done = threading.Event()  # media finalized and predictions written
+
+    def holds(self, t: float) -> bool:
+        """Whether the result at ``t`` belongs to this recording's span."""
+        if self.first_t is None or self.error is not None or t < self.first_t - 1e-6:
+            return False
+        return not self.stopped or t <= self.last_t + 1e-6
+
+    def close_predictions(self) -> None:
+        if not self.predictions_done.is_set():
+            self.sink.close()
+            self.predictions_done.set()
+
+    @property
+    def failure(self) -> EmotiondError | None:
+        return self.recorder.error or self.error
+
+
+class AnalysisWorker:
+    """Open a source, load the engine and run it, on a daemon thread.
+
+    ``opener`` returns the source (it runs on the worker thread: opening a camera or a
+    damaged file must not block the window).  ``pace``: play files at media time (the
+    GUI) or as fast as possible.
+    """
+
+    def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True):
+        self.opener = opener
+        self.config = config
+        self.pace = pace
+        self.state = "idle"  # idle → opening → loading → running ⇄ paused → ended | stopped | error
+        self.error: EmotiondError | None = None
+        self.source: Source | None = None
+        self.engine = None
+        self.provider: str | None = None
+        self.stats = None
+        self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
+        self._smoothing: float = float(config.fusion.smoothing_tau)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._models_ready = threading.Event()
+        self._finished = False  # the run is over and has closed what it had
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._frame: VideoFrame | None = None
+        self._result: FrameResult | None = None
+        self._results = 0
+        self._latency: float | None = None
+        self._points: deque[TimelinePoint] = deque(maxlen=MAX_POINTS)
+        self._levels: deque[tuple[float, float]] = deque(maxlen=MAX_POINTS)
+        self._warnings: list[str] = []
+        self._warned = 0
+        self._tap: Tap | None = None
+        # recording: items go to the recorder from the live source's capture tap (every
+        # captured frame) or, for other sources, from the Tap as they are analysed
+        self._tapped = False
+        self._rec_lock = threading.Lock()
+        self.recording: Recording | None = None  # the one being recorded
+        self._draining: list[Recording] = []  # stopped, predictions of their last frames pending
+        self._thread = threading.Thread(target=self._main, name="emotiond-gui-worker", daemon=True)
+
+    # -- control (any thread) -------------------------------------------------------
+    def start(self) -> AnalysisWorker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to end; returns at once (the thread closes the source and engine)."""
+        self._stop.set()
+        self._resumed.set()
+        self._paused.clear()
+        source = self.source
+        if source is not None and source.info.live:
+            source.close()  # unblocks a live source that delivers nothing
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused:
+            self._resumed.clear()
+            self._paused.set()
+        else:
+            self._paused.clear()
+            self._resumed.set()
+
+    def set_smoothing(self, tau: float) -> None:
+        self._smoothing = float(tau)
+        engine = self.engine
+        if engine is not None:
+            engine.set_smoothing(tau)  # one float assignment: safe while the post thread runs
+
+    # -- recording ------------------------------------------------------------------------
+    def can_record(self) -> bool:
+        return self.state in ("running", "paused") and self.source is not None and self.engine is not None
+
+    def start_recording(self, target) -> Recording:
+        """Record from now on into the session folder ``target`` (media, predictions.jsonl,
+        metadata.json, see :mod:`emotiond.recording`)."""
+        from emotiond.recording import PREDICTIONS_FILE, SessionRecorder
+        from emotiond.sinks import JsonlSink
+
+        if not self.can_record():
+            raise EmotiondError("nothing is being analysed to record", "wait until the source runs")
+        self.stop_recording()
+        engine, source = self.engine, self.source
+        models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
+        recorder = SessionRecorder(target, self.config, models=models)
+        path = recorder.start(source.info, stats=getattr(source, "stats", None))
+        try:
+            sink = JsonlSink(path / PREDICTIONS_FILE)
+        except EmotiondError:
+            recorder.close("the predictions log could not be created")
+            raise
+        rec = Recording(recorder, path, sink, by_frame=source.info.has_video)
+        with self._rec_lock:
+            self.recording = rec
+        return rec
+
+    def stop_recording(self, reason: str = "stopped") -> Recording | None:
+        """Stop recording now; returns at once.  The media is finalized on a thread of its
+        own and the predictions of the frames already recorded are still written as they
+        come out of the pipeline; ``Recording.done`` is set when both are on disk."""
+        with self._rec_lock:
+            rec, self.recording = self.recording, None
+            if rec is None:
+                return None
+            rec.stopped = True
+            if rec.last_t is not None and self.alive and not self._stop.is_set():
+                self._draining.append(rec)
+            else:
+                rec.close_predictions()
+
+        def finish():
+            rec.recorder.close(reason)
+            if not rec.predictions_done.wait(10.0):  # a stuck pipeline must not hold the log open
+                with self._rec_lock:
+                    if rec in self._draining:
+                        self._draining.remove(rec)
+                    rec.close_predictions()
+            rec.done.set()
+
+        threading.Thread(target=finish, name="emotiond-gui-recorder-close", daemon=True).start()
+        return rec
+
+    def _record(self, item: Item) -> None:
+        """Capture or reader thread: hand one item to the recording, if there is one."""
+        rec = self.recording
+        if rec is not None and rec.recorder.write(item) and (isinstance(item, VideoFrame) or not rec.by_frame):
+            if rec.first_t is None:
+                rec.first_t = item.t
+            rec.last_t = item.t
+
+    def _write_prediction(self, result: FrameResult) -> None:
+        """Post thread: a result goes to every recording that holds its frame."""
+        failed = None
+        with self._rec_lock:
+            for rec in ([self.recording] if self.recording else []) + self._draining:
+                if rec.holds(result.t):
+                    try:
+                        rec.sink.write(result)
+                    except EmotiondError as exc:  # e.g. the disk is full: stop recording, keep analysing
+                        rec.error = exc
+                        failed = rec
+            for rec in list(self._draining):
+                if rec.error is not None or result.t >= rec.last_t - 1e-6:
+                    self._draining.remove(rec)
+                    rec.close_predictions()
+        if failed is not None and failed is self.recording:
+            self.stop_recording(f"predictions log failed: {failed.error.message}")
+
+    def _end_recordings(self, reason: str) -> None:
+        self.stop_recording(reason)
+        with self._rec_lock:
+            draining, self._draining = self._draining, []
+        for rec in draining:
+            rec.close_predictions()
+
+    # -- what the GUI reads -----------------------------------------------------------
+    def poll(self) -> Update:
+        points = _drain(self._points)
+        levels = _drain(self._levels)
+        with self._lock:
+            warnings = self._warnings[self._warned :]
+            self._warned = len(self._warnings)
+            state = self.state
+            if state == "running" and self._paused.is_set():
+                state = "paused"
+            return Update(
+                state=state,
+                seq=self._seq,
+                frame=self._frame,
+                result=self._result,
+                points=points,
+                levels=levels,
+                results=self._results,
+                latency=self._latency,
+                warnings=warnings,
+            )
+
+    # -- the thread ---------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self.state = state
+
+    def _warn(self, text: str) -> None:
+        with self._lock:
+            if text not in self._warnings:
+                self._warnings.append(text)
+
+    def _publish_preview(self, frame: VideoFrame) -> None:
+        with self._lock:
+            if self._result is None:  # once results flow, frames come with their result
+                self._frame = frame
+                self._seq += 1
+
+    def _on_result(self, result: FrameResult, frame: VideoFrame | None) -> None:
+        latency = None
+        if frame is not None and self._tap is not None:
+            released = self._tap.released(frame.index)
+            if released is not None:
+                latency = time.perf_counter() - released
+        fused = result.fused
+        point = TimelinePoint(
+            t=result.t,
+            probs=None if fused is None else np.array(fused.probs, dtype=np.float32),
+            valence=np.nan if fused is None else float(fused.valence),
+            arousal=np.nan if fused is None else float(fused.arousal),
+        )
+        self._points.append(point)
+        with self._lock:
+            self._result = result
+            if frame is not None:
+                self._frame = frame
+            self._results += 1
+            self._seq += 1
+            if latency is not None:
+                self._latency = latency if self._latency is None else 0.8 * self._latency + 0.2 * latency
+
+    def _main(self) -> None:
+        from emotiond.runner import run
+
+        source = engine = None
+        loaded: list = []  # the loader's Engine or exception
+        try:
+            self._set_state("opening")
+            source = self.opener()
+            self.source = source
+            for w in getattr(source, "warnings", []):
+                self._warn(w)
+            tap = self._tap = Tap(source, self, pace=self.pace)
+            loader = threading.Thread(target=self._load_engine, args=(source, loaded), name="emotiond-gui-models", daemon=True)
+            self._set_state("loading")
+            add_tap = getattr(source, "add_tap", None)
+            if add_tap is not None:  # live: the recorder gets every captured frame
+                add_tap(self._record)
+                self._tapped = True
+            if source.info.live:  # preview the camera until the models are loaded
+                loader.start()
+                tap.prime(self._models_ready)
+            else:  # the first frame first (~20 ms), then the models (seconds)
+                tap.prime(self._models_ready)
+                loader.start()
+            while loader.is_alive() and not self._stop.is_set():
+                loader.join(0.05)
+            if self._stop.is_set():
+                self._set_state("stopped")
+                return
+            if isinstance(loaded[0], BaseException):
+                raise loaded[0]
+            engine = self.engine = loaded[0]
+            self._set_state("running")
+            self.stats = run(tap, engine, [_PredictionSink(self)], clock="fast", progress=False, on_result=self._on_result, stop=self._stop)
+            for w in self.stats.warnings:
+                self._warn(w)
+            self._set_state("ended" if self.stats.stopped == "end" else "stopped")
+        except EmotiondError as exc:
+            self.error = exc
+            self._set_state("error")
+        except Exception as exc:  # a bug: keep the evidence, tell the user where it is
+            self.error = internal_error(exc)
+            self._set_state("error")
+        finally:
+            self._stop.set()
+            self._end_recordings("source ended" if self.state == "ended" else self.state)
+            with self._lock:  # an engine that finished loading after a stop
+                if engine is None and loaded and not isinstance(loaded[0], BaseException):
+                    engine = loaded[0]
+                self._finished = True  # an engine loaded from now on closes itself
+            if engine is not None:
+                engine.close()
+            if self._tap is not None:
+                self._tap.close()
+            elif source is not None:
+                source.close()
+
+    def _load_engine(self, source: Source, out: list) -> None:
+        """On its own thread, so the first frame can be decoded and shown meanwhile.  When
+        only the voice path cannot load (its model missing), the run goes on face-only and
+        the window says why."""
+        from emotiond.engine import Engine
+
+        try:
+            try:
+                engine = Engine(self.config, source_info=source.info)
+            except (ModelError, ImportError) as exc:
+                if not (self.config.voice.enabled and source.info.has_audio and source.info.has_video):
+                    raise
+                cfg = self.config.model_copy(deep=True)
+                cfg.voice.enabled = False
+                engine = Engine(cfg, source_info=source.info)  # raises the face problem, if any
+                self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
+                    f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
+                self._warn(f"voice analysis is off: {self.voice_disabled.message} — {self.voice_disabled.hint or ''}".rstrip(" —"))
+            engine.set_smoothing(self._smoothing)
+            self.provider = engine.provider
+            with self._lock:
+                abandoned = self._finished
+                if not abandoned:
+                    out.append(engine)
+            if abandoned:  # nobody will run or close it
+                engine.close()
+        except BaseException as exc:
+            out.append(exc)
+        finally:
+            self._models_ready.set()
+
+
+class _PredictionSink:
+    """The run's sink for the recording's predictions.jsonl (switched on and off by the GUI)."""
+
+    def __init__(self, worker: AnalysisWorker):
+        self._w = worker
+
+    def write(self, result: FrameResult) -> None:
+        self._w._write_prediction(result)
+
+    def close(self) -> None:
+        pass
+
+
+def _drain(q: deque) -> list:
+    out = []
+    try:
+        while True:
+            out.append(q.popleft())
+    except IndexError:
+        return out
+
+
+def internal_error(exc: BaseException) -> EmotiondError:
+    """An unexpected exception as something the window can show: where the report is."""
+    from emotiond.cli import _crash_report
+
+    report = _crash_report(exc)
+    where = f"details are in {report}" if report else "no crash report could be written"
+    return EmotiondError(
+        f"internal error: {exc.__class__.__name__}: {exc}",
+        f"this is a bug in emotiond; {where} — please attach it to a bug report",
+    )
