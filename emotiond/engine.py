@@ -52,6 +52,7 @@ class Engine:
 
         self.config = config or load_config()
         self.source_info = source_info
+        _limit_blas_threads()
         cfg = self.config
         models_dir = cfg.models_dir
         self.models: list[ModelStatus] = []
@@ -84,7 +85,9 @@ class Engine:
         if cfg.voice.enabled and has_audio:
             from emotiond.voice import VoiceTrack
 
-            self.voice = VoiceTrack.from_config(cfg)
+            # Live sources evaluate the voice model on a worker thread so a frame never waits
+            # for it; files stay synchronous, which keeps their logs deterministic.
+            self.voice = VoiceTrack.from_config(cfg, background=source_info is not None and source_info.live)
             self.models.extend(ModelStatus(*m) for m in self.voice.model_status())
         self._fusion = FusionScorer(
             weights={"face": cfg.fusion.face_weight, "voice": cfg.fusion.voice_weight},
@@ -193,6 +196,17 @@ class Engine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread: the models are small and the other core runs the other pipeline stage
+    (multithreaded OpenBLAS made the voice features ~5x slower on a busy 2-core machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+    except ImportError:  # threadpoolctl comes with scikit-learn (librosa); without it, no limit
+        pass
 
 
 def check_models(config: Config) -> list[tuple[registry.ModelCard, str | None]]:

@@ -32,7 +32,8 @@ MIN_RELIABILITY = 0.02  # below this the voice is treated as absent
 
 
 class VoiceTrack:
-    def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5):
+    def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5,
+                 background: bool = False):
         self.vad = vad
         self.model = model
         self.params = model.params
@@ -52,6 +53,11 @@ class VoiceTrack:
         self._base_rel = 0.0
         self._ended_at: float | None = None  # end of the last utterance (None while speaking)
         self.evaluations = 0
+        # background=True (live sources): the model runs on a worker thread and evidence uses the
+        # newest finished evaluation; a window that arrives while one is running is skipped.
+        self.background = background
+        self._worker: threading.Thread | None = None
+        self._result_lock = threading.Lock()
         # The first log-mel in a process imports scipy.signal and librosa's numba code (~3 s):
         # do it now, off the analysis thread, so the first utterance does not stall playback.
         self._warm = threading.Thread(target=self._warm_up, name="emotiond-voice-warmup", daemon=True)
@@ -65,14 +71,15 @@ class VoiceTrack:
             pass
 
     @classmethod
-    def from_config(cls, cfg) -> VoiceTrack:
+    def from_config(cls, cfg, background: bool = False) -> VoiceTrack:
         from emotiond import registry
         from emotiond.audio.vad import MODEL_NAME as VAD_NAME
         from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
 
         vad = VoiceActivity.from_registry(cfg.models_dir)
         model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider)
-        track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold)
+        track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold,
+                    background=background)
         track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
         return track
 
@@ -120,40 +127,53 @@ class VoiceTrack:
         self._pending = self._pending[n_steps * CHUNK :].copy()
 
     def _evaluate(self) -> None:
-        self._warm.join()
         window = self._buf
         if window.size < self._window:
             window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])
+        speech = float(np.mean([p for _, p in self._vad_probs] or [0.0]))
+        if not self.background:
+            self._warm.join()
+            self._score(window, speech)
+        elif self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._score, args=(window, speech), daemon=True,
+                                            name="emotiond-voice")
+            self._worker.start()
+
+    def _score(self, window: np.ndarray, speech: float) -> None:
         if rms_dbfs(window) < self.params.silence_dbfs:
             return
+        self._warm.join()
         probs = self.model.predict(window)
-        speech = [p for _, p in self._vad_probs] or [0.0]
-        self._probs = probs
-        self._base_rel = float(np.mean(speech)) * confidence_factor(probs, self.model.covered)
-        self.evaluations += 1
+        with self._result_lock:
+            self._probs = probs
+            self._base_rel = speech * confidence_factor(probs, self.model.covered)
+            self.evaluations += 1
 
     @property
     def ended_at(self) -> float | None:
         """End time of the last utterance; None while one is open (or before any)."""
         return self._ended_at
 
-    def _reliability(self, t: float) -> float:
-        if self._probs is None:
-            return 0.0
-        rel = self._base_rel
+    def _current(self, t: float) -> tuple[np.ndarray | None, float]:
+        """The newest voice distribution and its reliability at time ``t`` (decayed after speech)."""
+        with self._result_lock:
+            probs, rel = self._probs, self._base_rel
+        if probs is None:
+            return None, 0.0
         if self._ended_at is not None:
             rel *= math.exp(-max(0.0, t - self._ended_at) / self.decay_tau)
-        return rel
+        return probs, rel
 
     def evidence(self, t: float) -> ModalityEvidence | None:
-        rel = self._reliability(t)
+        probs, rel = self._current(t)
         if rel < MIN_RELIABILITY:
             return None
-        return evidence("voice", self._probs, rel, self.model.covered)
+        return evidence("voice", probs, rel, self.model.covered)
 
     def current_probs(self, t: float) -> np.ndarray | None:
         """The voice distribution while it still counts at time ``t`` (else None)."""
-        return self._probs if self._reliability(t) >= MIN_RELIABILITY else None
+        probs, rel = self._current(t)
+        return probs if rel >= MIN_RELIABILITY else None
 
     def speech(self, t: float) -> float | None:
         return self.vad.last_prob if self._t0 is not None else None
