@@ -35,10 +35,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 pip_quiet() {  # pip, minus the machine's harmless "find-links location is ignored" chatter
-  set +o pipefail
+  local rc
+  set +e
   .venv/bin/python -m pip "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory"
-  local rc=${PIPESTATUS[0]}
-  set -o pipefail
+  rc=${PIPESTATUS[0]}
+  set -e
   return "$rc"
 }
 pip_quiet install -q --upgrade pip
