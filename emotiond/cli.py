@@ -160,26 +160,26 @@ def cmd_run(args) -> int:
     config = _config_from_args(args)
     spec = resolve_source_spec(args.source, config)
     source = open_source(spec, config, clock=args.clock or "fast")
+    sinks = []
     try:
-        mode = "append" if args.append else "overwrite" if args.overwrite else "new"
-        sinks = [open_log(args.log, mode)] if args.log else []
-        if args.console:
-            sinks.append(_ConsoleSink())
-        elif not args.log:
-            sinks.append(_StdoutSink())
-        try:
-            with Engine(config, source_info=source.info) as engine:
-                if getattr(args, "record", None):
-                    source = _record(source, args.record, config, engine, sinks)
-                clock = args.clock or ("realtime" if source.info.live else "fast")
-                if clock == "deterministic" or source.info.kind == "session":
-                    clock = "fast"  # a session source keeps its own clock (paced or deterministic)
-                stats = run(source, engine, sinks, clock=clock, progress=None if not args.no_progress else False)
-                provider = engine.provider
-        finally:
-            for s in sinks:
-                s.close()
+        # Models first: a model problem must not cost the user an existing log (--overwrite).
+        with Engine(config, source_info=source.info) as engine:
+            mode = "append" if args.append else "overwrite" if args.overwrite else "new"
+            sinks = [open_log(args.log, mode)] if args.log else []
+            if args.console:
+                sinks.append(_ConsoleSink())
+            elif not args.log:
+                sinks.append(JsonlSink.to_stream(sys.stdout))
+            if getattr(args, "record", None):
+                source = _record(source, args.record, config, engine, sinks)
+            clock = args.clock or ("realtime" if source.info.live else "fast")
+            if clock == "deterministic" or source.info.kind == "session":
+                clock = "fast"  # a session source keeps its own clock (paced or deterministic)
+            stats = run(source, engine, sinks, clock=clock, progress=None if not args.no_progress else False)
+            provider = engine.provider
     finally:
+        for s in sinks:
+            s.close()
         source.close()
     rec = getattr(source, "recorder", None)
     if rec is not None and rec.path is not None:
@@ -195,23 +195,6 @@ def cmd_run(args) -> int:
         file=sys.stderr,
     )
     return 130 if stats.stopped == "interrupted" else 0
-
-
-class _StdoutSink:
-    def __init__(self):
-        from emotiond.sinks import to_record
-
-        self._to_record = to_record
-
-    def write(self, result) -> None:
-        try:
-            sys.stdout.write(json.dumps(self._to_record(result), separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:  # `emotiond run x | head`
-            raise KeyboardInterrupt from None
-
-    def close(self) -> None:
-        pass
 
 
 class _ConsoleSink:
@@ -282,7 +265,17 @@ def cmd_models(args) -> int:
     root = Path(args.models_dir) if args.models_dir else registry.default_models_dir()
     rows = []
     bad = 0
-    for c in registry.cards(root):
+    found = set()
+    for card_path in sorted(root.glob("*.card.toml")):
+        name = card_path.name.removesuffix(".card.toml")
+        found.add(name)
+        try:
+            c = registry.card(name, root)
+        except EmotiondError as exc:
+            bad += 1
+            rows.append({"name": name, "file": None, "task": "?", "size": 0, "sha256": "", "classes": [],
+                         "licence": None, "status": f"unreadable card ({exc.message})"})
+            continue
         problem = registry.check(c)
         bad += problem is not None
         rows.append({
@@ -295,19 +288,25 @@ def cmd_models(args) -> int:
             "licence": c.data.get("licence"),
             "status": "ok" if problem is None else problem,
         })
+    for name in sorted(set(registry.REQUIRED) - found):
+        bad += 1
+        rows.append({"name": name, "file": None, "task": registry.REQUIRED[name], "size": 0, "sha256": "",
+                     "classes": [], "licence": None, "status": "missing (no card)"})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(f"models in {root}")
         for r in rows:
             status = "ok (sha256 verified)" if r["status"] == "ok" else f"PROBLEM: {r['status']}"
-            print(f"  {r['name']:<20} {r['task']:<15} {r['size'] / 1e6:6.2f} MB  {r['licence'] or '?':<12} {status}")
+            licence = (r["licence"] or "?").split(" ")[0][:12].rstrip(",;")
+            print(f"  {r['name']:<20} {r['task']:<15} {r['size'] / 1e6:6.2f} MB  {licence:<12} {status}")
             if r["classes"]:
                 print(f"  {'':<20} classes: {', '.join(r['classes'])}")
         if not rows:
             print("  (no model cards found)")
     if bad:
-        print(f"emotiond: {bad} model file(s) are not as their cards say; restore them with `git checkout -- models/`", file=sys.stderr)
+        print(f"emotiond: {bad} model(s) missing or not as their cards say; restore them with `git checkout -- models/`",
+              file=sys.stderr)
     return 1 if bad or not rows else 0
 
 
@@ -398,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emotiond: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `emotiond … | head`: the reader has all it wanted
+        try:
+            sys.stdout = open(os.devnull, "w")  # no second error when Python flushes stdout at exit
+        except OSError:
+            pass
+        return 0
     except Exception as exc:  # a bug: keep the terminal clean, keep the evidence
         report = _crash_report(exc)
         where = f"; details in {report}" if report else ""

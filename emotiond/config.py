@@ -143,7 +143,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        src = f" (from {path})" if path else ""
+        src = f" (from {path}, the environment or a flag)" if path else ""
         raise ConfigError(
             f"invalid setting {where}{src}: {err.get('msg')}",
             "see `emotiond config` for the settings and their types",

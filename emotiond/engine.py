@@ -62,20 +62,11 @@ class Engine:
         self._face_model = None
         if self.video:
             from emotiond.face.emotion import FaceEmotionModel
-            from emotiond.face.landmarks import FaceLandmarker
 
-            lm_card = registry.resolve("face_landmarker", models_dir)
-            self._landmarker = FaceLandmarker(
-                lm_card.path,
-                max_faces=cfg.face.max_faces,
-                min_detection_confidence=cfg.face.min_detection_confidence,
-                min_presence_confidence=cfg.face.min_presence_confidence,
-                min_tracking_confidence=cfg.face.min_tracking_confidence,
-                min_face_size=cfg.face.min_face_size,
-                video=not self.independent_frames,
-            )
+            self._landmarker = open_landmarker(cfg, video=not self.independent_frames)
+            lm_card = self._landmarker.card
             self.models.append(ModelStatus("face_landmarker", lm_card.path.name, lm_card.sha256, "mediapipe (CPU)"))
-            self._face_model = FaceEmotionModel.from_registry(models_dir, provider=cfg.provider)
+            self._face_model = FaceEmotionModel.from_registry(models_dir, provider=cfg.provider, threads=cfg.threads)
             fc = self._face_model.card
             self.models.append(ModelStatus(fc.name, fc.path.name, fc.sha256, self._face_model.provider))
         self._tracker = FaceTracker(cfg.face.track_iou, cfg.face.track_max_gap)
@@ -114,7 +105,7 @@ class Engine:
         if self._landmarker is None:
             return []
         faces = self._landmarker.detect(frame.image, frame.t)
-        if self.independent_frames:
+        if self.independent_frames:  # unrelated stills: no track, no smoothing across them
             self._tracker.reset()
         return self._tracker.update(faces, frame.t)
 
@@ -140,13 +131,8 @@ class Engine:
     # -- stage 2 ----------------------------------------------------------------
     def analyse(self, frame: VideoFrame, faces: list[FaceObservation]) -> FrameResult:
         t0 = time.perf_counter()
-        if faces and self._face_model is not None:
-            from emotiond.face.align import face_crop
-
-            crops = np.stack([face_crop(frame.image, f.landmarks) for f in faces])
-            probs = self._face_model.predict(crops)
-            for f, p in zip(faces, probs):
-                f.emotion = p
+        if self._face_model is not None:
+            face_emotions(self._face_model, frame.image, faces)
         result = self._result(frame.t, frame.index, frame, faces)
         result.timings["analyse"] = time.perf_counter() - t0
         return result
@@ -172,12 +158,18 @@ class Engine:
             voice_probs, speech = self.voice.current_probs(t), self.voice.speech(t)
             if ev is not None:
                 items.append(ev)
+        if self.independent_frames:
+            self._fusion.reset()
         fused = self._fusion.update(t, items)
         return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused)
 
     def finish(self) -> list[FrameResult]:
-        """Flush the audio-only tail (the last partial hop)."""
-        if self.voice is None or self.video or self._next_audio_tick is None:
+        """End of the source: analyse the audio tail; for audio-only sources, one last result
+        for the final partial hop."""
+        if self.voice is None:
+            return []
+        self.voice.finish()
+        if self.video or self._next_audio_tick is None:
             return []
         end = self.voice.time
         if end > self._next_audio_tick - self.config.voice.hop + 1e-6:
@@ -190,12 +182,43 @@ class Engine:
         self._closed = True
         if self._landmarker is not None:
             self._landmarker.close()
+        if getattr(self, "voice", None) is not None:
+            self.voice.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def open_landmarker(cfg: Config, video: bool = True):
+    """The verified face landmarker with the configuration's thresholds (engine and eval share it)."""
+    from emotiond.face.landmarks import FaceLandmarker
+
+    card = registry.resolve("face_landmarker", cfg.models_dir)
+    lm = FaceLandmarker(
+        card.path,
+        max_faces=cfg.face.max_faces,
+        min_detection_confidence=cfg.face.min_detection_confidence,
+        min_presence_confidence=cfg.face.min_presence_confidence,
+        min_tracking_confidence=cfg.face.min_tracking_confidence,
+        min_face_size=cfg.face.min_face_size,
+        video=video,
+    )
+    lm.card = card
+    return lm
+
+
+def face_emotions(model, image, faces) -> None:
+    """Crop every face upright and set its ``emotion`` (one batched model call)."""
+    from emotiond.face.align import face_crop
+
+    if not faces:
+        return
+    probs = model.predict(np.stack([face_crop(image, f.landmarks) for f in faces]))
+    for f, p in zip(faces, probs):
+        f.emotion = p
 
 
 def _limit_blas_threads() -> None:

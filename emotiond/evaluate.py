@@ -127,12 +127,11 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
     """``emotiond eval --modality face DATA_DIR``: folder-per-label images (folder name = class,
     synonyms allowed: happiness, anger, …).  Each image: the largest face found by the landmark
     stage → aligned crop → the face model.  Images with no face are listed as not scored."""
-    from emotiond import labels, registry
+    from emotiond import labels
     from emotiond.config import load_config
+    from emotiond.engine import face_emotions, open_landmarker
     from emotiond.errors import SourceError
-    from emotiond.face.align import face_crop
     from emotiond.face.emotion import FaceEmotionModel
-    from emotiond.face.landmarks import FaceLandmarker
     from emotiond.face.tracker import largest
     from emotiond.sources.media import IMAGE_EXTENSIONS, read_image
 
@@ -152,15 +151,14 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
             f"{root} holds no labelled images",
             f"make one sub-folder per class named after it ({', '.join(labels.EMOTIONS)}) holding the images",
         )
-    model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider)
-    lm_card = registry.resolve("face_landmarker", cfg.models_dir)
+    model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
     y_true, y_pred, skipped = [], [], {}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), unit="image", leave=False)
-    with FaceLandmarker(lm_card.path, max_faces=cfg.face.max_faces, video=False) as lm:
+    with open_landmarker(cfg, video=False) as lm:
         for label, path in items:
             if bar is not None:
                 bar.update(1)
@@ -173,9 +171,9 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
             if face is None:
                 skipped[NO_FACE] = skipped.get(NO_FACE, 0) + 1
                 continue
-            probs = model.predict(face_crop(image, face.landmarks)[None])[0]
+            face_emotions(model, image, [face])
             y_true.append(labels.INDEX[label])
-            y_pred.append(int(np.argmax(probs)))
+            y_pred.append(int(np.argmax(face.emotion)))
     if bar is not None:
         bar.close()
     return EvalResult(list(labels.EMOTIONS), confusion_matrix(y_true, y_pred, len(labels.EMOTIONS)), skipped)

@@ -19,6 +19,14 @@ from emotiond.errors import ModelError
 
 _PKG_DIR = Path(__file__).resolve().parent
 
+# The models the product needs (name -> task); `emotiond models` reports any that is missing.
+REQUIRED: dict[str, str] = {
+    "face_landmarker": "face-landmarks",
+    "face_emotion_fer": "face-emotion",
+    "silero_vad": "voice-activity",
+    "voice_emotion": "voice-emotion",
+}
+
 
 def default_models_dir() -> Path:
     """``emotiond/_models`` in an installed wheel, else ``models/`` of the checkout."""

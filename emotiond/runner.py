@@ -64,8 +64,9 @@ def run(
 ) -> RunStats:
     """Process ``source`` to the end (or until ``stop`` is set).  Returns statistics.
 
-    An :class:`EmotiondError` from any stage ends the run and is raised after the
-    sinks are closed, so everything written so far stays on disk.
+    An :class:`EmotiondError` from any stage ends the run and is raised once the
+    threads have stopped; every record written before it stays on disk (sinks flush
+    each record; closing them is the caller's job).
     """
     stop = stop or threading.Event()
     stats = RunStats()

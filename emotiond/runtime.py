@@ -53,6 +53,11 @@ def load(path: Path, provider: str = "auto", threads: int = 1) -> OrtModel:
             "the CUDA execution provider is not available in this onnxruntime",
             "install onnxruntime-gpu with `pip install 'emotiond[cuda]'` or use --provider cpu",
         )
+    if provider == "cuda" and _cuda_works is False:
+        raise ModelError(
+            "the CUDA execution provider could not start in this process (CUDA or cuDNN libraries missing?)",
+            "install them with `pip install 'emotiond[cuda]'` or use --provider cpu",
+        )
     try:
         if want_cuda and _cuda_works is not False:
             with _lock:

@@ -98,6 +98,15 @@ class JsonlSink:
     def __init__(self, path: str | Path, mode: str = "new"):
         self.path = Path(path)
         self._fh = _open_log(self.path, mode)
+        self._owns = True
+
+    @classmethod
+    def to_stream(cls, stream) -> JsonlSink:
+        """JSON lines on an open text stream (stdout); the stream is not closed."""
+        sink = cls.__new__(cls)
+        sink.path = Path(getattr(stream, "name", "<stream>"))
+        sink._fh, sink._owns = stream, False
+        return sink
 
     def write(self, result: FrameResult) -> None:
         self.write_record(to_record(result))
@@ -107,10 +116,14 @@ class JsonlSink:
         try:
             self._fh.write(line)
             self._fh.flush()
+        except BrokenPipeError:
+            raise
         except OSError as exc:
             raise _write_error(self.path, exc) from None
 
     def close(self) -> None:
+        if not self._owns:
+            return
         try:
             self._fh.close()
         except OSError:

@@ -29,6 +29,7 @@ from emotiond.fusion import confidence_factor, evidence
 from emotiond.types import AudioChunk, ModalityEvidence
 
 MIN_RELIABILITY = 0.02  # below this the voice is treated as absent
+GAP_FILL_S = 0.1  # a jump in audio timestamps larger than this is filled with silence
 
 
 class VoiceTrack:
@@ -77,7 +78,7 @@ class VoiceTrack:
         from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
 
         vad = VoiceActivity.from_registry(cfg.models_dir)
-        model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider)
+        model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
         track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold,
                     background=background)
         track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
@@ -104,7 +105,32 @@ class VoiceTrack:
         if self._t0 is None:
             self._t0 = chunk.t
             self.vad.reset(chunk.t)
-        x = self._resampler(chunk.samples)
+        gap = chunk.t - (self.time + self._pending.size / SAMPLE_RATE)
+        if gap > GAP_FILL_S:  # audio missing (a damaged packet, a device hiccup): keep the clock true
+            self._step(np.zeros(int(round(gap * SAMPLE_RATE)), np.float32))
+        self._step(self._resampler(chunk.samples))
+
+    def finish(self) -> None:
+        """End of the stream: the resampler's tail and the last partial VAD chunk (zero-padded)
+        are analysed, and an open utterance is closed."""
+        if self._resampler is None:
+            return
+        self._step(self._resampler.flush())
+        if self._pending.size:
+            self._step(np.zeros(CHUNK - self._pending.size, np.float32))
+        for ev in self.segmenter.flush(self.time):
+            if ev.kind == "end":
+                self._ended_at = ev.t
+
+    def close(self) -> None:
+        """Wait for the warm-up and any background evaluation (they hold onnxruntime/soxr objects)."""
+        self._warm.join()
+        if self._worker is not None:
+            self._worker.join()
+
+    def _step(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
         self._pending = np.concatenate([self._pending, x]) if self._pending.size else x
         # Step in VAD chunks so utterance boundaries and evaluations fall where they are in
         # the audio, whatever the size of the chunks the source delivers.

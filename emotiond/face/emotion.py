@@ -50,10 +50,10 @@ class FaceEmotionModel:
         return self.model.provider
 
     @classmethod
-    def from_registry(cls, models_dir: Path | None = None, provider: str = "auto") -> FaceEmotionModel:
+    def from_registry(cls, models_dir: Path | None = None, provider: str = "auto", threads: int = 1) -> FaceEmotionModel:
         """The verified model of the registry (raises ModelError naming the file when unusable)."""
         card = registry.resolve(MODEL_NAME, models_dir)
-        return cls(runtime.load(card.path, provider=provider), card)
+        return cls(runtime.load(card.path, provider=provider, threads=threads), card)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """[n, 64, 64] uint8 gray crops -> [n, 7] float32 probabilities over labels.EMOTIONS."""

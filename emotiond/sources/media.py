@@ -118,6 +118,7 @@ class MediaFileSource:
         streams = [s for s in (self._v, self._a) if s is not None]
         index = 0
         last_t = -np.inf
+        audio_next = 0.0
         try:
             for packet in self._container.demux(streams):
                 if self._stop.is_set():
@@ -131,7 +132,8 @@ class MediaFileSource:
                     continue
                 for frame in frames:
                     if packet.stream.type == "video":
-                        t = frame.time if frame.time is not None else index / (self.info.fps or 30.0)
+                        # no timestamp: one nominal frame after the previous one
+                        t = frame.time if frame.time is not None else max(0.0, last_t) + 1.0 / (self.info.fps or 30.0)
                         if t <= last_t:  # a broken or duplicated timestamp: keep time monotonic
                             t = last_t + 1e-3
                         last_t = t
@@ -145,11 +147,13 @@ class MediaFileSource:
                             samples = samples.T  # [channels, n] -> [n, channels]
                         elif samples.ndim == 2:
                             samples = samples.reshape(-1, len(frame.layout.channels))
-                        samples = _to_float32(samples)
-                        t = frame.time if frame.time is not None else 0.0
+                        samples = to_float32(samples)
+                        t = frame.time if frame.time is not None else audio_next  # no timestamp: contiguous
+                        audio_next = t + samples.shape[0] / frame.sample_rate
                         yield AudioChunk(t=float(t), samples=np.ascontiguousarray(samples), rate=frame.sample_rate)
+            self._check_complete(index, last_t)
         except av.error.EOFError:
-            return
+            self._check_complete(index, last_t)
         except av.error.FFmpegError as exc:
             # Truncated or damaged tail: what was decoded stands; say where it stopped.
             self._notes.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
@@ -157,6 +161,22 @@ class MediaFileSource:
             with self._lock:
                 self._reading = False
             self._close_container()
+
+    def _check_complete(self, frames: int, last_t: float) -> None:
+        """A file cut short (its index still promising more) ends without an error from
+        FFmpeg: compare with what the container announced and say so."""
+        if self._stop.is_set() or self._v is None:
+            return
+        expected, duration = self.info.frame_count, self.info.duration
+        short_frames = expected is not None and frames < 0.9 * expected - 1
+        short_time = duration is not None and last_t < duration - 1.0
+        if frames == 0:
+            self._notes.append("the video stream gave no frames (damaged or truncated file?)")
+        elif short_frames and short_time:
+            self._notes.append(
+                f"the file ends early: {frames} of {expected} frames ({last_t:.1f} of {duration:.1f} s) "
+                "could be read (truncated file?); the frames read were analysed"
+            )
 
     def close(self) -> None:
         """Stop reading.  From another thread while items() runs, the reading thread closes
@@ -179,7 +199,7 @@ class MediaFileSource:
             pass
 
 
-def _to_float32(samples: np.ndarray) -> np.ndarray:
+def to_float32(samples: np.ndarray) -> np.ndarray:
     if samples.dtype == np.float32:
         return samples
     if samples.dtype == np.float64:
@@ -225,6 +245,7 @@ class ImageSource:
             self.info.height, self.info.width = self._first.shape[:2]
 
     def items(self) -> Iterator[Item]:
+        yielded = 0
         for i, f in enumerate(self.files):
             if self._stop.is_set():
                 return
@@ -235,7 +256,11 @@ class ImageSource:
                     raise
                 self.warnings.append(str(exc))
                 continue
+            yielded += 1
             yield VideoFrame(index=i, t=float(i), image=image)
+        if not yielded:
+            raise SourceError(f"none of the {len(self.files)} images in {self.path} could be read",
+                              "check the files: they are not images OpenCV can decode")
 
     def close(self) -> None:
         self._stop.set()

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from emotiond.errors import SourceError
+from emotiond.sources.media import to_float32
 from emotiond.sources.base import Item, SourceInfo
 from emotiond.types import AudioChunk, VideoFrame
 
@@ -269,7 +270,7 @@ class SessionSource:
                             ch = len(fr.layout.channels)
                             x = x.reshape(-1) if ch == 1 else x.reshape(-1, ch)
                         if x.dtype != np.float32:
-                            x = _to_float32(x)
+                            x = to_float32(x)
                         yield AudioChunk(t=t, samples=np.ascontiguousarray(x), rate=fr.sample_rate)
         except av.error.EOFError:
             return
@@ -354,10 +355,3 @@ class SessionSource:
             "truncated": self.truncated,
             "interrupted": self.interrupted,
         }
-
-
-def _to_float32(x: np.ndarray) -> np.ndarray:
-    if np.issubdtype(x.dtype, np.integer):
-        info = np.iinfo(x.dtype)
-        return (x.astype(np.float32) / float(max(abs(info.min), info.max))).astype(np.float32)
-    return x.astype(np.float32)
