@@ -69,8 +69,49 @@ def test_truncated_video_keeps_what_was_decoded(single_face_mp4, tmp_path):
         # mp4 with its index at the front: frames up to the cut are analysed, and we say so
         n = len(log.read_text().splitlines())
         assert 0 < n < 72
+        assert "truncated" in proc.stderr
     else:
         assert_clean_error(proc, "trunc.mp4")
+
+
+def test_cut_pexels_clip_is_reported_as_ending_early(pexels_mp4, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(pexels_mp4.read_bytes()[:300_000])
+    proc = cli("run", cut, "--log", tmp_path / "cut.jsonl", "--no-voice")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "the file ends early" in proc.stderr and "of 472 frames" in proc.stderr
+
+
+def test_overwrite_keeps_the_old_log_when_the_run_cannot_start(single_face_jpg, tmp_path):
+    log = tmp_path / "keep.jsonl"
+    log.write_text('{"old": true}\n')
+    proc = cli("run", single_face_jpg, "--log", log, "--overwrite", "--models-dir", tmp_path / "nope")
+    assert_clean_error(proc, "no model card")
+    assert log.read_text() == '{"old": true}\n'
+
+
+def test_folder_of_unreadable_images_is_an_error(tmp_path):
+    (tmp_path / "a.jpg").write_text("not a jpeg")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG broken")
+    assert_clean_error(cli("run", tmp_path), "none of the 2 images")
+
+
+def test_models_reports_a_missing_model(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    (models / "voice_emotion.card.toml").unlink()
+    listing = cli("models", "--models-dir", models)
+    assert listing.returncode == 1
+    assert "voice_emotion" in listing.stdout and "missing" in listing.stdout
+
+
+def test_closed_pipe_is_not_a_crash():
+    import os
+
+    proc = subprocess.run(f"{sys.executable} -m emotiond config | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.strip() == "{"
 
 
 def test_corrupt_model_is_refused_with_the_fix(single_face_mp4, tmp_path):

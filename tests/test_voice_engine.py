@@ -150,3 +150,17 @@ def test_unreadable_audio_stream_degrades_to_face_only(single_face_mp4, tmp_path
     recs = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(recs) == 72 and sum(bool(r["faces"]) for r in recs) >= 65
     assert all(r["voice"] is None for r in recs)
+
+
+def test_short_audio_tail_is_analysed(tmp_path):
+    """0.2 s of speech: shorter than one hop, still one result at its end."""
+    import soundfile as sf
+
+    x, sr = sf.read(SPEECH, dtype="float32")
+    start = int(2.5 * sr)
+    path = tmp_path / "short.wav"
+    write_wav(path, x[start : start + int(0.2 * sr)], sr)
+    recs = analyse(path, tmp_path)
+    assert len(recs) == 1
+    assert recs[0]["t"] == pytest.approx(0.2, abs=0.033)  # the tail is padded to one 32 ms VAD chunk
+    assert recs[0]["speech"] is not None
