@@ -163,7 +163,8 @@ def cmd_run(args) -> int:
     sinks = []
     try:
         # Models first: a model problem must not cost the user an existing log (--overwrite).
-        with Engine(config, source_info=source.info) as engine:
+        paced = source.info.live or args.clock == "realtime" or (source.info.kind == "session" and args.clock in (None, "realtime"))
+        with Engine(config, source_info=source.info, paced=paced) as engine:
             mode = "append" if args.append else "overwrite" if args.overwrite else "new"
             sinks = [open_log(args.log, mode)] if args.log else []
             if args.console:

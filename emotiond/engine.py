@@ -38,16 +38,18 @@ class ModelStatus:
 
 
 class Engine:
-    def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None):
+    def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None, paced: bool | None = None):
+        """``paced``: results are watched as they happen (live, GUI, realtime clock); default:
+        the source is live.  Paced engines warm the voice features up in advance."""
         self._closed = False
         self._landmarker = None
         try:
-            self._load(config, source_info)
+            self._load(config, source_info, paced)
         except BaseException:
             self.close()  # a half-built engine must not leave mediapipe open
             raise
 
-    def _load(self, config: Config | None, source_info: SourceInfo | None) -> None:
+    def _load(self, config: Config | None, source_info: SourceInfo | None, paced: bool | None) -> None:
         from emotiond.config import load_config
 
         self.config = config or load_config()
@@ -78,7 +80,8 @@ class Engine:
 
             # Live sources evaluate the voice model on a worker thread so a frame never waits
             # for it; files stay synchronous, which keeps their logs deterministic.
-            self.voice = VoiceTrack.from_config(cfg, background=source_info is not None and source_info.live)
+            live = source_info is not None and source_info.live
+            self.voice = VoiceTrack.from_config(cfg, background=live, warm_up=live if paced is None else paced)
             self.models.extend(ModelStatus(*m) for m in self.voice.model_status())
         self._fusion = FusionScorer(
             weights={"face": cfg.fusion.face_weight, "voice": cfg.fusion.voice_weight},

@@ -34,7 +34,7 @@ GAP_FILL_S = 0.1  # a jump in audio timestamps larger than this is filled with s
 
 class VoiceTrack:
     def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5,
-                 background: bool = False):
+                 background: bool = False, warm_up: bool = True):
         self.vad = vad
         self.model = model
         self.params = model.params
@@ -59,10 +59,12 @@ class VoiceTrack:
         self.background = background
         self._worker: threading.Thread | None = None
         self._result_lock = threading.Lock()
-        # The first log-mel in a process imports scipy.signal and librosa's numba code (~3 s):
-        # do it now, off the analysis thread, so the first utterance does not stall playback.
+        # The first log-mel in a process imports scipy.signal and librosa's numba code (~3 s of
+        # CPU).  Paced runs do it now, off the analysis thread, so the first utterance does not
+        # stall playback; fast runs pay it at the first utterance (nothing, when there is none).
         self._warm = threading.Thread(target=self._warm_up, name="emotiond-voice-warmup", daemon=True)
-        self._warm.start()
+        if warm_up:
+            self._warm.start()
 
     def _warm_up(self) -> None:
         noise = np.random.default_rng(0).normal(0.0, 0.05, self._window).astype(np.float32)
@@ -72,7 +74,7 @@ class VoiceTrack:
             pass
 
     @classmethod
-    def from_config(cls, cfg, background: bool = False) -> VoiceTrack:
+    def from_config(cls, cfg, background: bool = False, warm_up: bool = True) -> VoiceTrack:
         from emotiond import registry
         from emotiond.audio.vad import MODEL_NAME as VAD_NAME
         from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
@@ -80,7 +82,7 @@ class VoiceTrack:
         vad = VoiceActivity.from_registry(cfg.models_dir)
         model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
         track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold,
-                    background=background)
+                    background=background, warm_up=warm_up)
         track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
         return track
 
@@ -122,9 +124,13 @@ class VoiceTrack:
             if ev.kind == "end":
                 self._ended_at = ev.t
 
+    def _join_warm_up(self) -> None:
+        if self._warm.is_alive():
+            self._warm.join()
+
     def close(self) -> None:
         """Wait for the warm-up and any background evaluation (they hold onnxruntime/soxr objects)."""
-        self._warm.join()
+        self._join_warm_up()
         if self._worker is not None:
             self._worker.join()
 
@@ -158,7 +164,6 @@ class VoiceTrack:
             window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])
         speech = float(np.mean([p for _, p in self._vad_probs] or [0.0]))
         if not self.background:
-            self._warm.join()
             self._score(window, speech)
         elif self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._score, args=(window, speech), daemon=True,
@@ -168,7 +173,7 @@ class VoiceTrack:
     def _score(self, window: np.ndarray, speech: float) -> None:
         if rms_dbfs(window) < self.params.silence_dbfs:
             return
-        self._warm.join()
+        self._join_warm_up()
         probs = self.model.predict(window)
         with self._result_lock:
             self._probs = probs

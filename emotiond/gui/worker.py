@@ -500,13 +500,13 @@ class AnalysisWorker:
 
         try:
             try:
-                engine = Engine(self.config, source_info=source.info)
+                engine = Engine(self.config, source_info=source.info, paced=True)  # watched live: warm up
             except (ModelError, ImportError) as exc:
                 if not (self.config.voice.enabled and source.info.has_audio and source.info.has_video):
                     raise
                 cfg = self.config.model_copy(deep=True)
                 cfg.voice.enabled = False
-                engine = Engine(cfg, source_info=source.info)  # raises the face problem, if any
+                engine = Engine(cfg, source_info=source.info, paced=True)  # raises the face problem, if any
                 self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
                     f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
                 self._warn(f"voice analysis is off: {self.voice_disabled.message} — {self.voice_disabled.hint or ''}".rstrip(" —"))
