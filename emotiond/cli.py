@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--console", action="store_true",
                    help="print a readable line per second instead of JSON on stdout")
+    p.add_argument("--face-features", action="store_true",
+                   help="JSONL: also log each face's 52 blendshapes and 478 landmarks (large)")
     _add_common(p)
 
     p = sub.add_parser("gui", help="the window: video with face overlay, emotion bars, timeline (needs a screen)")
@@ -171,6 +173,9 @@ def cmd_run(args) -> int:
                 sinks.append(_ConsoleSink())
             elif not args.log:
                 sinks.append(JsonlSink.to_stream(sys.stdout))
+            for s in sinks:
+                if isinstance(s, JsonlSink):
+                    s.face_features = getattr(args, "face_features", False)
             if getattr(args, "record", None):
                 source = _record(source, args.record, config, engine, sinks)
             clock = args.clock or ("realtime" if source.info.live else "fast")

@@ -39,8 +39,9 @@ def _dist(p: np.ndarray | None) -> dict[str, float] | None:
     return {name: _r(v) for name, v in zip(EMOTIONS, p)}
 
 
-def to_record(result: FrameResult) -> dict[str, Any]:
-    """The JSON-able record of one result (the JSONL line, the GUI's model)."""
+def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any]:
+    """The JSON-able record of one result (the JSONL line, the GUI's model).  With
+    ``face_features`` each face also carries its 52 blendshapes and 478 landmarks."""
     faces = []
     for f in result.faces:
         face = {
@@ -50,6 +51,11 @@ def to_record(result: FrameResult) -> dict[str, Any]:
             "face": _dist(f.emotion),
             "label": EMOTIONS[int(np.argmax(f.emotion))] if f.emotion is not None else None,
         }
+        if face_features:
+            from emotiond.face.landmarks import BLENDSHAPES
+
+            face["blendshapes"] = {n: _r(v) for n, v in zip(BLENDSHAPES, f.blendshapes)}
+            face["landmarks"] = np.round(f.landmarks.astype(np.float64), 2).tolist()
         faces.append(face)
     fused = result.fused
     return {
@@ -95,6 +101,8 @@ def _write_error(path: Path, exc: OSError) -> SinkError:
 
 
 class JsonlSink:
+    face_features = False  # also log blendshapes and landmarks per face (--face-features)
+
     def __init__(self, path: str | Path, mode: str = "new"):
         self.path = Path(path)
         self._fh = _open_log(self.path, mode)
@@ -109,7 +117,7 @@ class JsonlSink:
         return sink
 
     def write(self, result: FrameResult) -> None:
-        self.write_record(to_record(result))
+        self.write_record(to_record(result, self.face_features))
 
     def write_record(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"

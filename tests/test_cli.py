@@ -160,3 +160,14 @@ def test_eval_face_on_a_labelled_folder(single_face_jpg, multi_face_jpg, tmp_pat
     assert out["accuracy"] == cm[3, 3] / 2
     assert_clean_error(cli("eval", "--modality", "face", tmp_path / "nope"), "no such folder")
     assert_clean_error(cli("eval", "--modality", "face", tmp_path / "unrelated"), "no labelled images")
+
+
+def test_face_features_in_the_log(single_face_jpg, tmp_path):
+    log = tmp_path / "f.jsonl"
+    proc = cli("run", single_face_jpg, "--log", log, "--face-features")
+    assert proc.returncode == 0, proc.stderr
+    face = json.loads(log.read_text())["faces"][0]
+    assert len(face["blendshapes"]) == 52 and len(face["landmarks"]) == 478
+    assert face["blendshapes"]["mouthSmileLeft"] > 0.3  # he smiles
+    x0, y0, x1, y1 = face["bbox"]
+    assert all(x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1 for x, y, _ in face["landmarks"])

@@ -73,3 +73,16 @@ def test_video_mode_needs_no_increasing_timestamps_from_caller(model_path, singl
         assert len(lm.detect(image, 1.0)) == 1
         assert len(lm.detect(image, 1.0)) == 1  # same timestamp twice: nudged, not an error
         assert len(lm.detect(image, 0.5)) == 1  # going back in time: nudged forward
+
+
+def test_blendshape_names_match_mediapipe():
+    from emotiond.face.landmarks import BLENDSHAPES, _import_mediapipe
+
+    _, fl, _, _ = _import_mediapipe()
+
+    def camel(name):
+        head, *rest = name.lower().split("_")
+        return head + "".join(w.capitalize() for w in rest)
+
+    expected = tuple("_neutral" if m.name == "NEUTRAL" else camel(m.name) for m in sorted(fl.Blendshapes))
+    assert BLENDSHAPES == expected and len(BLENDSHAPES) == N_BLENDSHAPES
