@@ -35,6 +35,7 @@ class FaceConfig(_Section):
     min_face_size: float = Field(48.0, ge=8.0, description="face height (px) below which quality falls off")
     track_iou: float = Field(0.3, gt=0.0, lt=1.0, description="least box overlap that continues a track")
     track_max_gap: float = Field(0.5, ge=0.0, description="seconds a lost face keeps its id")
+    workers: int = Field(0, ge=0, le=16, description="parallel landmark workers (frames alternate between them); 0 = one per core, at most 2")
 
 
 class VoiceConfig(_Section):

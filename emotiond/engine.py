@@ -14,6 +14,7 @@ or two, which is what makes replays deterministic.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ class Engine:
         """``paced``: results are watched as they happen (live, GUI, realtime clock); default:
         the source is live.  Paced engines warm the voice features up in advance."""
         self._closed = False
-        self._landmarker = None
+        self._landmarkers: list = []  # one mediapipe landmarker per worker
         try:
             self._load(config, source_info, paced)
         except BaseException:
@@ -65,8 +66,10 @@ class Engine:
         if self.video:
             from emotiond.face.emotion import FaceEmotionModel
 
-            self._landmarker = open_landmarker(cfg, video=not self.independent_frames)
-            lm_card = self._landmarker.card
+            n = cfg.face.workers or max(1, min(2, os.cpu_count() or 1))
+            for _ in range(n):
+                self._landmarkers.append(open_landmarker(cfg, video=not self.independent_frames))
+            lm_card = self._landmarkers[0].card
             self.models.append(ModelStatus("face_landmarker", lm_card.path.name, lm_card.sha256, "mediapipe (CPU)"))
             self._face_model = FaceEmotionModel.from_registry(models_dir, provider=cfg.provider, threads=cfg.threads)
             fc = self._face_model.card
@@ -104,13 +107,19 @@ class Engine:
         self._fusion.smoothing_tau = max(0.0, float(tau))
 
     # -- stage 1 ----------------------------------------------------------------
-    def landmarks(self, frame: VideoFrame) -> list[FaceObservation]:
-        if self._landmarker is None:
+    @property
+    def workers(self) -> int:
+        """How many landmark workers :meth:`detect` can be called with in parallel."""
+        return max(1, len(self._landmarkers))
+
+    def detect(self, frame: VideoFrame, worker: int = 0) -> list[FaceObservation]:
+        """Faces in ``frame`` (no track ids yet).  Each worker owns one mediapipe landmarker
+        in VIDEO mode and must see its frames in time order; different workers may run at
+        once.  The runner gives frame k to worker k mod workers, which keeps results
+        deterministic."""
+        if not self._landmarkers:
             return []
-        faces = self._landmarker.detect(frame.image, frame.t)
-        if self.independent_frames:  # unrelated stills: no track, no smoothing across them
-            self._tracker.reset()
-        return self._tracker.update(faces, frame.t)
+        return self._landmarkers[worker].detect(frame.image, frame.t)
 
     # -- audio ------------------------------------------------------------------
     def insert_audio(self, chunk: AudioChunk) -> list[FrameResult]:
@@ -133,7 +142,11 @@ class Engine:
 
     # -- stage 2 ----------------------------------------------------------------
     def analyse(self, frame: VideoFrame, faces: list[FaceObservation]) -> FrameResult:
+        """Track ids, face emotion, voice and fusion; call in source order."""
         t0 = time.perf_counter()
+        if self.independent_frames:  # unrelated stills: no track, no smoothing across them
+            self._tracker.reset()
+        self._tracker.update(faces, frame.t)
         if self._face_model is not None:
             face_emotions(self._face_model, frame.image, faces)
         result = self._result(frame.t, frame.index, frame, faces)
@@ -141,9 +154,9 @@ class Engine:
         return result
 
     def process_frame(self, frame: VideoFrame) -> FrameResult:
-        """Both stages on the calling thread."""
+        """Both stages on the calling thread (landmark worker 0)."""
         t0 = time.perf_counter()
-        faces = self.landmarks(frame)
+        faces = self.detect(frame)
         t1 = time.perf_counter()
         result = self.analyse(frame, faces)
         result.timings["landmarks"] = t1 - t0
@@ -183,8 +196,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        if self._landmarker is not None:
-            self._landmarker.close()
+        for lm in self._landmarkers:
+            lm.close()
         if getattr(self, "voice", None) is not None:
             self.voice.close()
 

@@ -1,13 +1,17 @@
 """Runs a source through the engine into sinks, overlapping the stages.
 
-Three threads, connected by small bounded queues that keep source order:
+Threads connected by small bounded queues that keep source order:
 
-    reader  : source.items() (decode, or the live devices)      ─┐
-    main    : Engine.landmarks (mediapipe; releases the GIL)     ─┤ in order
-    post    : Engine.analyse / insert_audio → sinks → callbacks  ─┘
+    reader      : source.items() (decode, or the live devices)
+    main        : hands frame k to landmark worker k mod N, and notes the order
+    workers 0‥N : Engine.detect (mediapipe; the C code releases the GIL), one
+                  landmarker each, so N frames are in the landmark stage at once
+    post        : in source order: Engine.analyse (track ids, emotion, voice,
+                  fusion) / insert_audio → sinks → callbacks
 
-On a 2-core machine decoding, the emotion model and logging hide behind the
-landmark stage.  Clocks: ``fast`` (as fast as possible; deterministic for files
+The landmark stage is single-threaded inside mediapipe; two workers use both
+cores of a 2-core machine, and decoding, the emotion model and logging fit in
+between.  The fixed frame → worker assignment keeps results deterministic.  Clocks: ``fast`` (as fast as possible; deterministic for files
 and sessions) and ``realtime`` (items released at their media time).
 """
 
@@ -74,7 +78,6 @@ def run(
         # Live: a deep queue is only latency; the live source skips stale frames itself.
         queue_size = min(queue_size, 2)
     q_in: queue.Queue = queue.Queue(maxsize=queue_size)
-    q_out: queue.Queue = queue.Queue(maxsize=queue_size)
     t_start = time.perf_counter()
     total = source.info.frame_count if source.info.has_video else None
     bar = _progress(progress, total, source.info)
@@ -116,22 +119,46 @@ def run(
                 it.close()  # finish the source's generator here, on the thread that ran it
             put(q_in, _END)
 
+    def get(q: queue.Queue):
+        """Next item of ``q``; None once the run is stopping."""
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return None
+
+    def landmark_worker(k: int) -> None:
+        try:
+            while True:
+                frame = get(w_in[k])
+                if frame is None or frame is _END:
+                    return
+                t0 = time.perf_counter()
+                faces = engine.detect(frame, k)
+                stats.stage_seconds["landmarks"] += time.perf_counter() - t0
+                if not put(w_out[k], (frame, faces)):
+                    return
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+
     def post() -> None:
         try:
             while True:
-                try:
-                    item = q_out.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():
-                        return
-                    continue
+                item = get(q_order)
+                if item is None:
+                    return
                 if item is _END:
                     break
                 if isinstance(item, AudioChunk):
                     for res in engine.insert_audio(item):
                         emit(res, None)
                     continue
-                frame, faces = item
+                got = get(w_out[item])  # the frame handed to worker `item`, in source order
+                if got is None:
+                    return
+                frame, faces = got
                 t0 = time.perf_counter()
                 res = engine.analyse(frame, faces)
                 stats.stage_seconds["analyse"] += time.perf_counter() - t0
@@ -158,11 +185,18 @@ def run(
             on_result(res, frame)
 
     failures: list[BaseException] = []
-    threads = [threading.Thread(target=reader, name="emotiond-reader", daemon=True),
-               threading.Thread(target=post, name="emotiond-post", daemon=True)]
+    n_workers = engine.workers
+    w_in = [queue.Queue(maxsize=2) for _ in range(n_workers)]
+    w_out = [queue.Queue(maxsize=2) for _ in range(n_workers)]
+    q_order: queue.Queue = queue.Queue(maxsize=queue_size * (n_workers + 1))
+    post_thread = threading.Thread(target=post, name="emotiond-post", daemon=True)
+    threads = [threading.Thread(target=reader, name="emotiond-reader", daemon=True), post_thread]
+    threads += [threading.Thread(target=landmark_worker, args=(k,), name=f"emotiond-landmarks-{k}", daemon=True)
+                for k in range(n_workers)]
     for th in threads:
         th.start()
     try:
+        n_frames = 0
         while True:
             try:
                 item = q_in.get(timeout=0.1)
@@ -176,17 +210,20 @@ def run(
                 failures.append(item.exc)
                 break
             if isinstance(item, VideoFrame):
-                t0 = time.perf_counter()
-                faces = engine.landmarks(item)
-                stats.stage_seconds["landmarks"] += time.perf_counter() - t0
-                if not put(q_out, (item, faces)):
+                k = n_frames % n_workers  # fixed assignment: deterministic results
+                n_frames += 1
+                # the frame goes to its worker before its place in the order queue, so the
+                # post thread never waits for a frame that was not handed out
+                if not put(w_in[k], item) or not put(q_order, k):
                     break
-            elif not put(q_out, item):
+            elif not put(q_order, item):
                 break
         if not failures:
-            put(q_out, _END)
-            while threads[1].is_alive() and not failures:
-                threads[1].join(timeout=0.1)
+            for q in w_in:
+                put(q, _END)
+            put(q_order, _END)
+            while post_thread.is_alive() and not failures:
+                post_thread.join(timeout=0.1)
     except KeyboardInterrupt:
         stats.stopped = "interrupted"
     finally:
