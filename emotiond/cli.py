@@ -250,6 +250,8 @@ def _record(source, target, config, engine, sinks):
 def cmd_replay(args) -> int:
     from emotiond.sources.session import is_session
 
+    if not Path(args.session).exists():
+        raise SourceError(f"{args.session}: no such folder", "pass a session folder made by `emotiond run … --record DIR`")
     if not is_session(args.session):
         raise SourceError(f"{args.session} is not a recorded session (no metadata.json)",
                           "pass a folder made by `emotiond run camera --record DIR`")
@@ -260,9 +262,9 @@ def cmd_replay(args) -> int:
 def cmd_devices(args) -> int:
     from emotiond.capture.devices import describe_devices
 
-    text, _ = describe_devices(as_json=args.json)
+    text, status = describe_devices(as_json=args.json)
     print(text)
-    return 0
+    return status
 
 
 def cmd_models(args) -> int:

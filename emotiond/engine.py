@@ -2,14 +2,16 @@
 
 The engine is a state machine with no I/O of its own (models are loaded once,
 at construction).  It is split into two stages so the runner can overlap them
-on two threads:
+on several threads:
 
-* :meth:`Engine.landmarks` — mediapipe face landmarks + track ids (the heavy part);
-* :meth:`Engine.analyse` — face crops → emotion model, voice, fusion.
+* :meth:`Engine.detect` — mediapipe face landmarks (the heavy part); one
+  landmarker per worker, ``Engine.workers`` of them may run at once;
+* :meth:`Engine.analyse` — track ids, face crops → emotion model, voice, fusion;
+  called in source order.
 
-:meth:`Engine.insert_audio` takes audio chunks in source order.  Calling the
-stages in source order gives the same results whether they run on one thread
-or two, which is what makes replays deterministic.
+:meth:`Engine.insert_audio` takes audio chunks in source order.  With a fixed
+frame → worker assignment the results do not depend on thread timing, which is
+what makes replays deterministic.
 """
 
 from __future__ import annotations

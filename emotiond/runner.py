@@ -186,8 +186,10 @@ def run(
 
     failures: list[BaseException] = []
     n_workers = engine.workers
-    w_in = [queue.Queue(maxsize=2) for _ in range(n_workers)]
-    w_out = [queue.Queue(maxsize=2) for _ in range(n_workers)]
+    # Live: every queue slot is latency behind the camera, so keep one frame per worker.
+    depth = 1 if source.info.live else 2
+    w_in = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
+    w_out = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
     q_order: queue.Queue = queue.Queue(maxsize=queue_size * (n_workers + 1))
     post_thread = threading.Thread(target=post, name="emotiond-post", daemon=True)
     threads = [threading.Thread(target=reader, name="emotiond-reader", daemon=True), post_thread]

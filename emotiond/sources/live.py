@@ -81,6 +81,9 @@ class LiveSource:
                 self.camera.stop()
             raise
         if self.camera is None and self.microphone is None:
+            if microphone is not False and camera is False and not config.voice.enabled:
+                raise DeviceError("a microphone-only source needs the voice analysis, which is off",
+                                  "drop --no-voice (voice.enabled = false)")
             raise DeviceError("neither a camera nor a microphone is available", "connect one, or analyse a file: `emotiond run FILE`")
         for dev in (self.camera, self.microphone):
             if dev is not None:
