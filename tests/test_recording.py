@@ -67,7 +67,7 @@ def test_live_session_is_recorded_with_real_timestamps_and_replays_identically(t
     source.close()
     path = tmp_path / "s1"
     assert source.path == path and is_session(path)
-    assert sorted(p.name for p in path.iterdir()) == [MEDIA_FILE, METADATA_FILE]
+    assert sorted(p.name for p in path.iterdir()) == ["frames.txt", MEDIA_FILE, METADATA_FILE]
 
     md = json.loads((path / METADATA_FILE).read_text())
     assert md["schema"] == "emotiond.session/1" and md["status"] == "complete"
@@ -241,3 +241,17 @@ def test_sigkill_mid_recording_loses_less_than_a_second(tmp_path):
     # and it replays again, the same
     _, rv2, ra2 = replay(path)
     assert [f.t for f in rv2] == [f.t for f in rv] and len(ra2) == len(ra)
+
+
+
+def test_replay_keeps_the_source_frame_numbers(tmp_path):
+    """A recording that starts at frame 500 with gaps replays with the same numbers."""
+    rec = SessionRecorder(tmp_path / "late", config())
+    rec.start(SourceInfo(kind="live", uri="sim", live=True, has_audio=False, fps=30.0))
+    img = np.zeros((120, 160, 3), np.uint8)
+    numbers = [500 + i + (i // 10) * 3 for i in range(30)]  # gaps where frames were skipped live
+    for n in numbers:
+        assert rec.write(VideoFrame(index=n, t=n / 30.0, image=img))
+    rec.close()
+    session, rv, _ = replay(tmp_path / "late")
+    assert [f.index for f in rv] == numbers

@@ -59,6 +59,7 @@ SCHEMA = "emotiond.session/1"
 MEDIA_FILE = "media.mp4"
 METADATA_FILE = "metadata.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+FRAMES_FILE = "frames.txt"  # the source's index of each frame in media.mp4, one per line
 VIDEO_TIME_BASE = Fraction(1, 90000)
 MOVFLAGS = "+frag_keyframe+delay_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0  # a keyframe (and a fragment) at least this often: seeking, and decoding after a loss
@@ -161,6 +162,7 @@ class SessionRecorder:
         self._a_pts = 0
         self._frame_size = 1024
         self.media: dict[str, Any] = {"file": MEDIA_FILE, "container": "mp4", "t0": None, "video": None, "audio": None}
+        self._frames_fh = None
         self.started_wall: float | None = None
         self.stopped_wall: float | None = None
 
@@ -306,6 +308,11 @@ class SessionRecorder:
                 self._container.close()
             except Exception:
                 pass
+        if self._frames_fh is not None:
+            try:
+                self._frames_fh.close()
+            except OSError:
+                pass
         self.stopped_wall = time.time()
         self.status = "failed" if self.error is not None else "complete"
         if self.end_reason is None:
@@ -342,6 +349,9 @@ class SessionRecorder:
 
         self.t0 = frames[0].t if frames else chunks[0].t
         self.media["t0"] = self.t0
+        if frames:
+            self._frames_fh = open(self.path / FRAMES_FILE, "w", encoding="utf-8")
+            self.media["frame_index"] = FRAMES_FILE
         rc = self.config.record
         path = self.path / MEDIA_FILE
         frag = int(self.fragment_seconds * 1_000_000)
@@ -433,6 +443,12 @@ class SessionRecorder:
         for p in v.encode(vf):
             self._container.mux(p)
         self.frames_written += 1
+        if self._frames_fh is not None:
+            try:
+                self._frames_fh.write(f"{frame.index}\n")
+                self._frames_fh.flush()
+            except OSError:
+                pass  # the media is what matters; the index falls back to counting
         mv = self.media["video"]
         if mv["first_t"] is None:
             mv["first_t"] = frame.t

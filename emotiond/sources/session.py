@@ -46,6 +46,7 @@ CLOCKS = ("fast", "realtime", "deterministic")
 METADATA_FILE = "metadata.json"
 MEDIA_FILE = "media.mp4"
 PREDICTIONS_FILE = "predictions.jsonl"
+FRAMES_FILE = "frames.txt"  # written by emotiond.recording.recorder (the same name)
 _MAX_LAG = 3.0  # seconds one stream may run ahead in the merge before the other is presumed over
 
 
@@ -190,6 +191,9 @@ class SessionSource:
                 "predictions": str(self.path / (md.get("predictions") or PREDICTIONS_FILE)),
             },
         )
+        # the source's own frame numbers (a live run's camera indices, gaps and all), so that
+        # a replay's log lines up with the live log; older sessions: counted from 0
+        self.frame_index = _read_frame_index(self.path / FRAMES_FILE)
         self.only: set[int] | None = None
         if frames == "analysed":
             recs = read_predictions(self.path / (md.get("predictions") or PREDICTIONS_FILE))
@@ -260,7 +264,7 @@ class SessionSource:
                         if t <= last_vt:
                             t = last_vt + 1e-6
                         last_vt = t
-                        yield VideoFrame(index=index, t=t, image=fr.to_ndarray(format="rgb24"))
+                        yield VideoFrame(index=self._original_index(index), t=t, image=fr.to_ndarray(format="rgb24"))
                         index += 1
                     else:
                         x = fr.to_ndarray()
@@ -280,6 +284,12 @@ class SessionSource:
                 f"stopped at {max(last_vt, t0) - t0:.2f} s of media: {exc.strerror or exc} "
                 f"({'the recording was interrupted' if self.interrupted else 'damaged file'})"
             )
+
+    def _original_index(self, k: int) -> int:
+        idx = self.frame_index
+        if k < len(idx):
+            return idx[k]
+        return idx[-1] + (k - len(idx) + 1) if idx else k
 
     def _merged(self) -> Iterator[Item]:
         vq: deque[Item] = deque()
@@ -355,3 +365,19 @@ class SessionSource:
             "truncated": self.truncated,
             "interrupted": self.interrupted,
         }
+
+
+def _read_frame_index(path: Path) -> list[int]:
+    """frames.txt: one integer per line; a line cut short by a crash ends the list."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out: list[int] = []
+    for line in text.split("\n"):
+        if not line.strip().isdigit():
+            break
+        out.append(int(line))
+    if out and not text.endswith("\n"):
+        out.pop()  # the last line may be incomplete
+    return out
