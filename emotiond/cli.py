@@ -187,11 +187,11 @@ def cmd_run(args) -> int:
         for s in sinks:
             s.close()
         source.close()
-    rec = getattr(source, "recorder", None)
-    if rec is not None and rec.path is not None:
-        c = rec.counters()
-        print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
-              f"dropped); replay it with `emotiond replay {rec.path}`", file=sys.stderr)
+        rec = getattr(source, "recorder", None)
+        if rec is not None and rec.path is not None:  # also when the run ended in an error
+            c = rec.counters()
+            print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
+                  f"dropped); replay it with `emotiond replay {rec.path}`", file=sys.stderr)
     for w in stats.warnings:
         print(f"emotiond: warning: {w}", file=sys.stderr)
     where = f" → {args.log}" if args.log else ""

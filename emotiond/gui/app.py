@@ -7,7 +7,7 @@ import signal
 import sys
 
 from emotiond.errors import EmotiondError
-from emotiond.gui import display_available, fix_qt_environment
+from emotiond.gui import _HEADLESS_PLATFORMS, display_available, fix_qt_environment
 
 
 def guard_singleton_refcounts() -> bool:
@@ -81,12 +81,29 @@ def _install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
+def _check_xcb_libraries(platform: str) -> None:
+    """Qt 6's X11 plugin aborts the process (no exception) when libxcb-cursor is missing."""
+    if not sys.platform.startswith("linux") or platform in _HEADLESS_PLATFORMS or platform == "wayland":
+        return
+    if platform != "xcb" and os.environ.get("WAYLAND_DISPLAY"):
+        return
+    import ctypes.util
+
+    if ctypes.util.find_library("xcb-cursor") is None:
+        raise EmotiondError(
+            "Qt's X11 platform plugin needs the libxcb-cursor0 system library, which is missing",
+            "install it with `sudo apt-get install libxcb-cursor0` (make setup does), or use `emotiond run SOURCE`",
+        )
+
+
 def main(source: str | None = None, config_factory=None) -> int:
-    if not (display_available() or os.environ.get("QT_QPA_PLATFORM")):
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if not (display_available() or platform in _HEADLESS_PLATFORMS):  # offscreen: tests, screenshots
         raise EmotiondError(
             "no display to open a window on (DISPLAY / WAYLAND_DISPLAY is not set)",
             "run it in a desktop session, or use the headless `emotiond run SOURCE`",
         )
+    _check_xcb_libraries(platform)
     app = create_application()
     from emotiond.config import load_config
     from emotiond.gui.main_window import MainWindow

@@ -585,8 +585,14 @@ class SessionRecorder:
                 with open(tmp, "w", encoding="utf-8") as fh:
                     json.dump(doc, fh, indent=2, default=_default)
                     fh.write("\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())  # the rename must never expose an empty file after a crash
                 os.replace(tmp, self.path / METADATA_FILE)
             except OSError as exc:
+                try:  # e.g. a full disk: the previous metadata.json stays; no half-written temp file
+                    tmp.unlink(missing_ok=True)
+                except OSError:
+                    pass
                 if self.error is None:
                     self._fail(exc)
 
