@@ -264,7 +264,9 @@ class AnalysisWorker:
         self._paused.clear()
         source = self.source
         if source is not None and source.info.live:
-            source.close()  # unblocks a live source that delivers nothing
+            # unblocks a live source that delivers nothing; on its own thread, because closing a
+            # hung camera or PortAudio stream can take seconds and stop() is called from the GUI
+            threading.Thread(target=source.close, name="emotiond-close-source", daemon=True).start()
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
