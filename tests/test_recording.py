@@ -255,3 +255,16 @@ def test_replay_keeps_the_source_frame_numbers(tmp_path):
     rec.close()
     session, rv, _ = replay(tmp_path / "late")
     assert [f.index for f in rv] == numbers
+
+
+def test_damaged_session_media_is_reported(single_face_mp4, tmp_path):
+    src = RecordingSource(MediaFileSource(single_face_mp4), SessionRecorder(tmp_path / "dmg", config()))
+    n = sum(isinstance(i, VideoFrame) for i in src.items())
+    media = tmp_path / "dmg" / MEDIA_FILE
+    data = bytearray(media.read_bytes())
+    cut = len(data) // 2
+    media.write_bytes(bytes(data[:cut]))  # the second half of the media is gone; metadata says complete
+    session, rv, _ = replay(tmp_path / "dmg")
+    assert 0 < len(rv) < n
+    assert session.truncated
+    assert any("ends early" in w or "stopped at" in w for w in session.warnings), session.warnings

@@ -208,6 +208,7 @@ class SessionSource:
         self.frames_read = 0
         self.frames_dropped = 0  # realtime clock only: too late to show
         self.truncated = False
+        self._damaged: dict[str, tuple[int, str]] = {}  # stream type -> (count, first error)
         self._iterating = False
 
     def _no_media(self, what: str) -> SourceError:
@@ -254,7 +255,9 @@ class SessionSource:
                 except av.error.FFmpegError as exc:
                     if packet.pts is None and packet.size == 0:
                         continue
-                    self.warnings.append(f"skipped a damaged {packet.stream.type} packet ({exc.strerror or exc})")
+                    kind = packet.stream.type
+                    n, first = self._damaged.get(kind, (0, exc.strerror or str(exc)))
+                    self._damaged[kind] = (n + 1, first)
                     continue
                 for fr in frames:
                     if fr.pts is None:
@@ -276,14 +279,27 @@ class SessionSource:
                         if x.dtype != np.float32:
                             x = to_float32(x)
                         yield AudioChunk(t=t, samples=np.ascontiguousarray(x), rate=fr.sample_rate)
+            self._check_complete(index)
         except av.error.EOFError:
-            return
+            self._check_complete(index)
         except av.error.FFmpegError as exc:
             self.truncated = True
             self.warnings.append(
                 f"stopped at {max(last_vt, t0) - t0:.2f} s of media: {exc.strerror or exc} "
                 f"({'the recording was interrupted' if self.interrupted else 'damaged file'})"
             )
+
+    def _check_complete(self, frames: int) -> None:
+        """Damaged packets and a media file shorter than its metadata say are reported once."""
+        for kind, (n, first) in self._damaged.items():
+            self.warnings.append(f"skipped {n} damaged {kind} packet{'s' if n > 1 else ''} ({first})")
+        self._damaged.clear()
+        expected = self.info.frame_count if self.only is None else None
+        if self._stop.is_set() or not expected or self._v is None or frames >= expected:
+            return
+        self.truncated = True
+        why = "the recording was interrupted" if self.interrupted else "damaged or truncated media"
+        self.warnings.append(f"the session's media ends early: {frames} of {expected} recorded frames could be read ({why})")
 
     def _original_index(self, k: int) -> int:
         idx = self.frame_index
