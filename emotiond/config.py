@@ -66,6 +66,7 @@ class CaptureConfig(_Section):
 
 
 class RecordConfig(_Section):
+    folder: Path = Field(Path.home() / "emotiond-sessions", description="where the GUI's Record button puts sessions")
     video_codec: str = "libx264"
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"

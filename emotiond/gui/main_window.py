@@ -39,7 +39,6 @@ from emotiond.gui.worker import AnalysisWorker, Recording, Update
 POLL_MS = 33  # display rate
 TIMELINE_MS = 100  # the timeline redraws at most 10 times a second
 STATUS_MS = 500
-DEFAULT_SESSIONS_DIR = Path.home() / "emotiond-sessions"
 MEDIA_FILTER = "Media (*.mp4 *.mkv *.mov *.webm *.avi *.m4v *.wav *.flac *.mp3 *.ogg *.m4a *.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
 
@@ -93,7 +92,7 @@ class MainWindow(QMainWindow):
         self._rate_mark: tuple[float, int] = (time.perf_counter(), 0)
         self._fps = 0.0
         self._updating_combo = False
-        self.sessions_dir = Path(sessions_dir) if sessions_dir else DEFAULT_SESSIONS_DIR
+        self.sessions_dir = Path(sessions_dir) if sessions_dir else Path(config.record.folder).expanduser()
         self.recording: Recording | None = None
         self._finishing: list[Recording] = []  # stopped recordings still writing their tail
         self.saved_sessions: list[Path] = []
