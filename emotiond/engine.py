@@ -24,10 +24,8 @@ import numpy as np
 
 from emotiond import registry
 from emotiond.config import Config
-from emotiond.errors import ModelError
 from emotiond.face.tracker import FaceTracker, largest
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
-from emotiond.labels import EMOTIONS
 from emotiond.sources.base import SourceInfo
 from emotiond.types import AudioChunk, FaceObservation, FrameResult, VideoFrame
 
@@ -248,11 +246,3 @@ def _limit_blas_threads() -> None:
         threadpool_limits(1, user_api="blas")
     except ImportError:  # threadpoolctl comes with scikit-learn (librosa); without it, no limit
         pass
-
-
-def check_models(config: Config) -> list[tuple[registry.ModelCard, str | None]]:
-    """(card, problem or None) for every model in the models folder."""
-    return [(c, registry.check(c)) for c in registry.cards(config.models_dir)]
-
-
-__all__ = ["Engine", "ModelError", "EMOTIONS", "check_models"]

@@ -47,6 +47,17 @@ def frame_index_of(image_rgb: np.ndarray) -> int:
     return int(px[0] | (px[1] << 8) | (px[2] << 16))
 
 
+def click_times(chunks, threshold: float = 0.5) -> list[float]:
+    """Session times of the clicks in the audio (first sample above threshold, 20 ms refractory)."""
+    out: list[float] = []
+    for c in chunks:
+        for k in np.flatnonzero(c.samples > threshold):
+            t = c.t + k / c.rate
+            if not out or t - out[-1] > 0.02:
+                out.append(t)
+    return out
+
+
 class SimCamera:
     def __init__(
         self,

@@ -21,7 +21,7 @@ from emotiond.config import load_config
 from emotiond.errors import DeviceError
 from emotiond.sources.live import LiveSource
 from emotiond.types import VideoFrame
-from tests.simdevices import SimCamera, SimMicrophone, frame_index_of
+from tests.simdevices import SimCamera, SimMicrophone, click_times, frame_index_of
 
 RATE = 48000
 AV_BUDGET = 0.045  # seconds: the required A/V alignment
@@ -49,17 +49,6 @@ def collect(src, seconds, per_frame=None):
     finally:
         src.close()
     return frames, chunks
-
-
-def click_times(chunks, threshold=0.5):
-    """Session times of the clicks in the audio (first sample above threshold, 20 ms refractory)."""
-    out = []
-    for c in chunks:
-        for k in np.flatnonzero(c.samples > threshold):
-            t = c.t + k / c.rate
-            if not out or t - out[-1] > 0.02:
-                out.append(t)
-    return out
 
 
 def assert_contiguous(chunks, src):

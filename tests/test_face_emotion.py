@@ -20,17 +20,10 @@ from emotiond.errors import ModelError
 from emotiond.face import align
 from emotiond.face.align import crop_matrix, face_crop
 from emotiond.face.emotion import FaceEmotionModel
+from tests.conftest import media
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-def media(name: str) -> Path:
-    path = MEDIA / name
-    if not path.is_file():
-        pytest.fail(f"test media {path} is missing: the product owner's ../shared/media must be beside the repo")
-    return path
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -67,7 +60,7 @@ def landmarker():
 
 def read_rgb(name: str) -> np.ndarray:
     bgr = cv2.imread(str(media(name)))
-    assert bgr is not None, f"cannot read {MEDIA / name}"
+    assert bgr is not None, f"cannot read {media(name)}"
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
