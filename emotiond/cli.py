@@ -15,38 +15,12 @@ import sys
 # One BLAS thread: the models are small, the second core belongs to the pipeline's other stage
 # (multi-threaded OpenBLAS made the voice features ~5x slower on a busy 2-core machine).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import time
-import traceback
 from pathlib import Path
 
 from emotiond import __version__
 from emotiond.errors import EmotiondError, SourceError
 
-DEMO = "demo"
-
-
-def demo_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_assets" / "demo.mp4", here.parent / "assets" / "demo.mp4"):
-        if candidate.is_file():
-            return candidate
-    raise SourceError("the bundled demo clip assets/demo.mp4 is missing", "restore it with `git checkout -- assets/`")
-
-
-def resolve_source_spec(spec: str | None, config) -> str:
-    """``auto`` (default): the camera when one is present, else the demo clip; ``demo``: the demo clip."""
-    if spec in (None, "auto"):
-        try:
-            from emotiond.capture.devices import camera_present
-
-            if camera_present(config.capture.camera):
-                return "camera"
-        except (ImportError, EmotiondError):
-            pass
-        return str(demo_path())
-    if spec == DEMO:
-        return str(demo_path())
-    return spec
+from emotiond.app.specs import DEMO, crash_report, demo_path, resolve_source_spec  # noqa: F401 (public names)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -154,40 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from emotiond.engine import Engine
-    from emotiond.runner import run
-    from emotiond.sinks import JsonlSink, open_log
-    from emotiond.sources import open_source
+    from emotiond.app import Analysis
+    from emotiond.sinks import JsonlSink
 
     config = _config_from_args(args)
-    spec = resolve_source_spec(args.source, config)
-    source = open_source(spec, config, clock=args.clock or "fast")
-    sinks = []
+    an = Analysis.open(args.source, config, clock=args.clock)
     try:
-        # Models first: a model problem must not cost the user an existing log (--overwrite).
-        paced = source.info.live or args.clock == "realtime" or (source.info.kind == "session" and args.clock in (None, "realtime"))
-        with Engine(config, source_info=source.info, paced=paced) as engine:
+        an.load()  # models first: a model problem must not cost the user an existing log (--overwrite)
+        if args.log:
             mode = "append" if args.append else "overwrite" if args.overwrite else "new"
-            sinks = [open_log(args.log, mode)] if args.log else []
-            if args.console:
-                sinks.append(_ConsoleSink())
-            elif not args.log:
-                sinks.append(JsonlSink.to_stream(sys.stdout))
-            for s in sinks:
-                if isinstance(s, JsonlSink):
-                    s.face_features = getattr(args, "face_features", False)
-            if getattr(args, "record", None):
-                source = _record(source, args.record, config, engine, sinks)
-            clock = args.clock or ("realtime" if source.info.live else "fast")
-            if clock == "deterministic" or source.info.kind == "session":
-                clock = "fast"  # a session source keeps its own clock (paced or deterministic)
-            stats = run(source, engine, sinks, clock=clock, progress=None if not args.no_progress else False)
-            provider = engine.provider
+            an.open_log(args.log, mode, face_features=getattr(args, "face_features", False))
+        if args.console:
+            an.add_sink(_ConsoleSink())
+        elif not args.log:
+            sink = an.add_sink(JsonlSink.to_stream(sys.stdout))
+            sink.face_features = getattr(args, "face_features", False)
+        if getattr(args, "record", None):
+            path = an.record(args.record)
+            print(f"emotiond: recording to {path}", file=sys.stderr)
+        stats = an.run(progress=None if not args.no_progress else False)
+        provider = an.provider
     finally:
-        for s in sinks:
-            s.close()
-        source.close()
-        rec = getattr(source, "recorder", None)
+        an.close()
+        rec = an.recorder
         if rec is not None and rec.path is not None:  # also when the run ended in an error
             c = rec.counters()
             print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
@@ -232,19 +195,6 @@ class _ConsoleSink:
 
     def close(self) -> None:
         pass
-
-
-def _record(source, target, config, engine, sinks):
-    """Wrap ``source`` so the session is recorded into ``target``; the predictions go beside the media."""
-    from emotiond.recording import PREDICTIONS_FILE, RecordingSource, SessionRecorder
-    from emotiond.sinks import JsonlSink
-
-    models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
-    recording = RecordingSource(source, SessionRecorder(target, config, models=models))
-    path = recording.start()
-    sinks.append(JsonlSink(path / PREDICTIONS_FILE))
-    print(f"emotiond: recording to {path}", file=sys.stderr)
-    return recording
 
 
 def cmd_replay(args) -> int:
@@ -359,17 +309,6 @@ def cmd_config(args) -> int:
     return 0
 
 
-def _crash_report(exc: BaseException) -> Path | None:
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emotiond"
-        base.mkdir(parents=True, exist_ok=True)
-        path = base / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-        return path
-    except OSError:
-        return None
-
-
 def cmd_gui(args) -> int:
     from emotiond.gui import main as gui_main
 
@@ -412,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     except Exception as exc:  # a bug: keep the terminal clean, keep the evidence
-        report = _crash_report(exc)
+        report = crash_report(exc)
         where = f"; details in {report}" if report else ""
         print(f"emotiond: internal error: {exc.__class__.__name__}: {exc}{where}", file=sys.stderr)
         return 70

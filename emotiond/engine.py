@@ -16,81 +16,77 @@ what makes replays deterministic.
 
 from __future__ import annotations
 
-import os
+import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from emotiond import registry
 from emotiond.config import Config
-from emotiond.face.tracker import FaceTracker, largest
+from emotiond.face.tracker import FaceTracker, primary_face
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
+from emotiond.models import Models, ModelStatus
 from emotiond.sources.base import SourceInfo
-from emotiond.types import AudioChunk, FaceObservation, FrameResult, VideoFrame
+from emotiond.types import AudioChunk, FaceObservation, FrameResult, FusedResult, VideoFrame
 
-
-@dataclass
-class ModelStatus:
-    name: str
-    file: str
-    sha256: str
-    provider: str
+log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None, paced: bool | None = None):
+    """The per-source state (tracker, voice track, per-track fusion and smoothing) on shared
+    :class:`~emotiond.models.Models`."""
+
+    def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None, paced: bool | None = None,
+                 *, models: Models | None = None):
         """``paced``: results are watched as they happen (live, GUI, realtime clock); default:
-        the source is live.  Paced engines warm the voice features up in advance."""
+        the source is live.  Paced engines warm the voice features up in advance.
+        ``models``: the loaded models to use (not closed by the engine); None: the engine loads
+        its own and closes them with itself."""
         self._closed = False
-        self._landmarkers: list = []  # one mediapipe landmarker per worker
+        self._landmarkers: list = []  # one mediapipe landmarker per worker, leased from the models
+        self.voice = None
+        self.loaded: Models | None = None
+        self._owns_models = models is None
         try:
-            self._load(config, source_info, paced)
+            self._load(config, source_info, paced, models)
         except BaseException:
             self.close()  # a half-built engine must not leave mediapipe open
             raise
 
-    def _load(self, config: Config | None, source_info: SourceInfo | None, paced: bool | None) -> None:
+    def _load(self, config: Config | None, source_info: SourceInfo | None, paced: bool | None, models: Models | None) -> None:
         from emotiond.config import load_config
 
-        self.config = config or load_config()
+        self.config = config or (models.config if models is not None else load_config())
         self.source_info = source_info
-        _limit_blas_threads()
         cfg = self.config
-        models_dir = cfg.models_dir
-        self.models: list[ModelStatus] = []
-
         self.video = source_info is None or source_info.has_video
+        has_audio = source_info is None or source_info.has_audio
+        want_voice = cfg.voice.enabled and has_audio
+        if models is None:
+            models = Models(cfg, face=self.video, voice=want_voice)
+        self.loaded = models
         self.independent_frames = source_info is not None and source_info.kind in ("image", "images")
         self._face_model = None
-        if self.video:
-            from emotiond.face.emotion import FaceEmotionModel
-
-            n = cfg.face.workers or max(1, min(2, os.cpu_count() or 1))
-            for _ in range(n):
-                self._landmarkers.append(open_landmarker(cfg, video=not self.independent_frames))
-            lm_card = self._landmarkers[0].card
-            self.models.append(ModelStatus("face_landmarker", lm_card.path.name, lm_card.sha256, "mediapipe (CPU)"))
-            self._face_model = FaceEmotionModel.from_registry(models_dir, provider=cfg.provider, threads=cfg.threads)
-            fc = self._face_model.card
-            self.models.append(ModelStatus(fc.name, fc.path.name, fc.sha256, self._face_model.provider))
+        self.models: list[ModelStatus] = []  # what this engine uses (logged in session metadata)
+        if self.video and models.face:
+            self._landmarkers = models.lease_landmarkers(video=not self.independent_frames)
+            self._face_model = models.face_model
+            self.models.extend(s for s in models.status if s.name in ("face_landmarker", self._face_model.card.name))
         self._tracker = FaceTracker(cfg.face.track_iou, cfg.face.track_max_gap)
 
-        self.voice = None
-        has_audio = source_info is None or source_info.has_audio
-        if cfg.voice.enabled and has_audio:
-            from emotiond.voice import VoiceTrack
-
+        if want_voice and models.voice_model is not None:
             # Live sources evaluate the voice model on a worker thread so a frame never waits
             # for it; files stay synchronous, which keeps their logs deterministic.
             live = source_info is not None and source_info.live
-            self.voice = VoiceTrack.from_config(cfg, background=live, warm_up=live if paced is None else paced)
-            self.models.extend(ModelStatus(*m) for m in self.voice.model_status())
-        self._fusion = FusionScorer(
-            weights={"face": cfg.fusion.face_weight, "voice": cfg.fusion.voice_weight},
-            smoothing_tau=cfg.fusion.smoothing_tau,
-            reset_after=cfg.fusion.reset_after,
-        )
+            if live if paced is None else paced:
+                models.warm_up_voice()
+            self.voice = models.voice_track(background=live)
+            names = {c.name for c in models.voice_cards}
+            self.models.extend(s for s in models.status if s.name in names)
+        # one fusion state per face track, and one (key None) for frames without a face
+        self._fusions: dict[int | None, FusionScorer] = {}
+        self._fusion_seen: dict[int | None, float] = {}
+        self._smoothing_tau = cfg.fusion.smoothing_tau
         self._next_audio_tick: float | None = None
 
     # -- providers -------------------------------------------------------------
@@ -103,8 +99,26 @@ class Engine:
             return self.voice.provider
         return "none"
 
+    @property
+    def smoothing_tau(self) -> float:
+        """The fusion smoothing time constant (seconds) of every track's fusion state."""
+        return self._smoothing_tau
+
     def set_smoothing(self, tau: float) -> None:
-        self._fusion.smoothing_tau = max(0.0, float(tau))
+        self._smoothing_tau = max(0.0, float(tau))
+        for f in list(self._fusions.values()):
+            f.smoothing_tau = self._smoothing_tau
+
+    def _fusion(self, key: int | None) -> FusionScorer:
+        f = self._fusions.get(key)
+        if f is None:
+            cfg = self.config.fusion
+            f = self._fusions[key] = FusionScorer(
+                weights={"face": cfg.face_weight, "voice": cfg.voice_weight},
+                smoothing_tau=self._smoothing_tau,
+                reset_after=cfg.reset_after,
+            )
+        return f
 
     # -- stage 1 ----------------------------------------------------------------
     @property
@@ -163,21 +177,39 @@ class Engine:
         return result
 
     def _result(self, t: float, index: int, frame: VideoFrame | None, faces: list[FaceObservation]) -> FrameResult:
-        items = []
-        primary = largest([f for f in faces if f.emotion is not None])
-        if primary is not None:
-            rel = primary.quality * confidence_factor(primary.emotion)
-            items.append(evidence("face", primary.emotion, rel))
-        voice_probs = speech = None
+        """Fusion per face track (face evidence + the voice) and for "no face" (the voice
+        alone); the frame-level result is the primary face's (:func:`primary_face`)."""
+        voice_ev = voice_probs = speech = None
         if self.voice is not None:
-            ev = self.voice.evidence(t)
+            voice_ev = self.voice.evidence(t)
             voice_probs, speech = self.voice.current_probs(t), self.voice.speech(t)
-            if ev is not None:
-                items.append(ev)
         if self.independent_frames:
-            self._fusion.reset()
-        fused = self._fusion.update(t, items)
-        return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused)
+            self._fusions.clear()
+        by_track: dict[int, FusedResult | None] = {}
+        for f in faces:
+            if f.emotion is None:
+                continue
+            items = [evidence("face", f.emotion, f.quality * confidence_factor(f.emotion))]
+            if voice_ev is not None:
+                items.append(voice_ev)
+            by_track[f.track_id] = self._fusion(f.track_id).update(t, items)
+            self._fusion_seen[f.track_id] = t
+        primary = primary_face(faces)
+        if primary is not None:
+            fused = by_track[primary.track_id]
+        else:
+            fused = self._fusion(None).update(t, [voice_ev] if voice_ev is not None else [])
+            self._fusion_seen[None] = t
+        self._forget_tracks(t)
+        return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused,
+                           primary=None if primary is None else primary.track_id, fused_by_track=by_track)
+
+    def _forget_tracks(self, t: float) -> None:
+        """Track ids are never reused: a track gone longer than the tracker keeps it is over."""
+        gap = max(self.config.face.track_max_gap, 0.0) + 1e-6
+        for key in [k for k, seen in self._fusion_seen.items() if k is not None and t - seen > gap]:
+            del self._fusion_seen[key]
+            self._fusions.pop(key, None)
 
     def finish(self) -> list[FrameResult]:
         """End of the source: analyse the audio tail; for audio-only sources, one last result
@@ -193,13 +225,18 @@ class Engine:
         return []
 
     def close(self) -> None:
+        """Give the landmarkers back and close the models the engine loaded itself.  The caller
+        must have stopped every thread that uses the engine (the runner joins them)."""
         if self._closed:
             return
         self._closed = True
-        for lm in self._landmarkers:
-            lm.close()
-        if getattr(self, "voice", None) is not None:
-            self.voice.close()
+        if self.voice is not None and not self.voice.close():
+            log.warning("a voice evaluation was still running when the engine closed")
+        if self.loaded is not None:
+            self.loaded.release_landmarkers(self._landmarkers)
+            self._landmarkers = []
+            if self._owns_models:
+                self.loaded.close()
 
     def __enter__(self):
         return self
@@ -235,14 +272,3 @@ def face_emotions(model, image, faces) -> None:
     probs = model.predict(np.stack([face_crop(image, f.landmarks) for f in faces]))
     for f, p in zip(faces, probs):
         f.emotion = p
-
-
-def _limit_blas_threads() -> None:
-    """One BLAS thread: the models are small and the other core runs the other pipeline stage
-    (multithreaded OpenBLAS made the voice features ~5x slower on a busy 2-core machine)."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1, user_api="blas")
-    except ImportError:  # threadpoolctl comes with scikit-learn (librosa); without it, no limit
-        pass

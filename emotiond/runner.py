@@ -12,11 +12,13 @@ Threads connected by small bounded queues that keep source order:
 The landmark stage is single-threaded inside mediapipe; two workers use both
 cores of a 2-core machine, and decoding, the emotion model and logging fit in
 between.  The fixed frame → worker assignment keeps results deterministic.  Clocks: ``fast`` (as fast as possible; deterministic for files
-and sessions) and ``realtime`` (items released at their media time).
+and sessions) and ``realtime`` (items released at their media time by the one pacing policy,
+:mod:`emotiond.pacer`).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
@@ -26,11 +28,15 @@ from dataclasses import dataclass, field
 
 from emotiond.engine import Engine
 from emotiond.errors import EmotiondError
+from emotiond.pacer import Pacer
 from emotiond.sinks import Sink
 from emotiond.sources.base import Source
 from emotiond.types import AudioChunk, FrameResult, VideoFrame
 
+log = logging.getLogger(__name__)
+
 _END = object()
+JOIN_TIMEOUT = 5.0  # seconds all the run's threads together get to stop once the run ends
 
 
 @dataclass
@@ -43,6 +49,7 @@ class RunStats:
     stage_seconds: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "landmarks": 0.0, "analyse": 0.0, "sinks": 0.0})
     warnings: list[str] = field(default_factory=list)
     stopped: str = "end"  # "end", "interrupted", "stopped", "error"
+    unjoined: list[str] = field(default_factory=list)  # threads that did not stop in time (a bug or a hung device)
     error: EmotiondError | None = None
 
     @property
@@ -65,15 +72,33 @@ def run(
     on_result: Callable[[FrameResult, VideoFrame | None], None] | None = None,
     stop: threading.Event | None = None,
     queue_size: int = 8,
+    pacer: Pacer | None = None,
+    stats: RunStats | None = None,
 ) -> RunStats:
     """Process ``source`` to the end (or until ``stop`` is set).  Returns statistics.
+
+    ``clock="realtime"`` releases items at their media time through a
+    :class:`~emotiond.pacer.Pacer` (``pacer``, or one with the standard policy); a ``pacer``
+    given with ``fast`` is used too (e.g. an untimed one that only holds a paused file).
 
     An :class:`EmotiondError` from any stage ends the run and is raised once the
     threads have stopped; every record written before it stays on disk (sinks flush
     each record; closing them is the caller's job).
     """
     stop = stop or threading.Event()
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()  # the caller's: readable even when the run raises
+    if source.info.live:
+        pacer = None  # live items come at their own pace
+    elif pacer is None and clock == "realtime":
+        pacer = Pacer(video=source.info.has_video)
+    if pacer is not None:
+        pacer.stop = stop
+    stats_lock = threading.Lock()  # stage_seconds is added to from every thread
+
+    def add_time(stage: str, seconds: float) -> None:
+        with stats_lock:
+            stats.stage_seconds[stage] += seconds
+
     if source.info.live:
         # Live: a deep queue is only latency; the live source skips stale frames itself.
         queue_size = min(queue_size, 2)
@@ -92,7 +117,6 @@ def run(
         return False
 
     def reader() -> None:
-        wall0 = media0 = None
         it = None
         try:
             it = iter(source.items())
@@ -102,14 +126,11 @@ def run(
                     item = next(it)
                 except StopIteration:
                     break
-                stats.stage_seconds["decode"] += time.perf_counter() - t0
-                if clock == "realtime":
-                    now = time.perf_counter()
-                    if wall0 is None:
-                        wall0, media0 = now, item.t
-                    delay = (item.t - media0) - (now - wall0)
-                    if delay > 0 and stop.wait(delay):
+                add_time("decode", time.perf_counter() - t0)
+                if pacer is not None and not pacer.wait(item):
+                    if stop.is_set():
                         break
+                    continue  # too late: dropped by the pacer's policy
                 if not put(q_in, item):
                     break
         except BaseException as exc:  # handed to the main thread
@@ -136,7 +157,7 @@ def run(
                     return
                 t0 = time.perf_counter()
                 faces = engine.detect(frame, k)
-                stats.stage_seconds["landmarks"] += time.perf_counter() - t0
+                add_time("landmarks", time.perf_counter() - t0)
                 if not put(w_out[k], (frame, faces)):
                     return
         except BaseException as exc:
@@ -161,7 +182,7 @@ def run(
                 frame, faces = got
                 t0 = time.perf_counter()
                 res = engine.analyse(frame, faces)
-                stats.stage_seconds["analyse"] += time.perf_counter() - t0
+                add_time("analyse", time.perf_counter() - t0)
                 stats.frames += 1
                 stats.frames_with_face += bool(faces)
                 emit(res, frame)
@@ -177,7 +198,7 @@ def run(
         t0 = time.perf_counter()
         for s in sinks:
             s.write(res)
-        stats.stage_seconds["sinks"] += time.perf_counter() - t0
+        add_time("sinks", time.perf_counter() - t0)
         stats.results += 1
         if stats.first_result is None:
             stats.first_result = time.perf_counter() - t_start
@@ -233,8 +254,12 @@ def run(
             stats.stopped = "error" if failures else "stopped"
         stop.set()
         source.close()
+        deadline = time.monotonic() + JOIN_TIMEOUT
         for th in threads:
-            th.join(timeout=5.0)
+            th.join(timeout=max(0.0, deadline - time.monotonic()))
+        stats.unjoined = [th.name for th in threads if th.is_alive()]
+        if stats.unjoined:  # a stage stuck in native code: the engine must not be closed under it
+            log.warning("run: thread(s) did not stop within %.0f s: %s", JOIN_TIMEOUT, ", ".join(stats.unjoined))
         if bar is not None:
             bar.close()
         stats.wall = time.perf_counter() - t_start

@@ -64,6 +64,7 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
         "faces": faces,
         "voice": _dist(result.voice),
         "speech": _r(result.speech),
+        "primary": result.primary,
         "fused": _dist(fused.probs) if fused else None,
         "label": fused.label if fused else None,
         "confidence": _r(fused.confidence) if fused else None,
@@ -142,7 +143,7 @@ CSV_COLUMNS = (
     ["t", "frame", "face_id", "x0", "y0", "x1", "y1", "quality", "face_label"]
     + [f"face_{e}" for e in EMOTIONS]
     + [f"voice_{e}" for e in EMOTIONS]
-    + ["speech", "label", "confidence"]
+    + ["speech", "primary", "label", "confidence"]
     + [f"fused_{e}" for e in EMOTIONS]
     + ["share_face", "share_voice", "valence", "arousal"]
 )
@@ -156,7 +157,7 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
     shares = record.get("shares") or {}
     tail = (
         d(record["voice"])
-        + [record["speech"], record["label"], record["confidence"]]
+        + [record["speech"], record.get("primary"), record["label"], record["confidence"]]
         + d(record["fused"])
         + [shares.get("face"), shares.get("voice"), record["valence"], record["arousal"]]
     )

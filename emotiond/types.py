@@ -78,5 +78,14 @@ class FrameResult:
     faces: list[FaceObservation] = field(default_factory=list)
     voice: np.ndarray | None = None  # distribution over labels.EMOTIONS (zeros where uncovered)
     speech: float | None = None  # voice-activity probability of the current window
-    fused: FusedResult | None = None
+    fused: FusedResult | None = None  # the frame-level result: the primary face's fusion (or the voice's)
+    primary: int | None = None  # track id of the face ``fused`` speaks for; None: no face (voice only)
+    fused_by_track: dict[int, FusedResult | None] = field(default_factory=dict)  # every face track's fusion
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+    @property
+    def primary_face(self) -> FaceObservation | None:
+        """The face ``fused`` speaks for (see ``primary``), or None."""
+        if self.primary is None:
+            return None
+        return next((f for f in self.faces if f.track_id == self.primary), None)

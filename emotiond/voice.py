@@ -34,7 +34,10 @@ GAP_FILL_S = 0.1  # a jump in audio timestamps larger than this is filled with s
 
 class VoiceTrack:
     def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5,
-                 background: bool = False, warm_up: bool = True):
+                 background: bool = False, ready: threading.Event | None = None):
+        """``ready``: set once the voice features are warm (see :meth:`emotiond.models.Models.warm_up_voice`);
+        the first evaluation waits for it (the warm-up and the first log-mel would otherwise both
+        pay the ~3 s of imports)."""
         self.vad = vad
         self.model = model
         self.params = model.params
@@ -59,22 +62,12 @@ class VoiceTrack:
         self.background = background
         self._worker: threading.Thread | None = None
         self._result_lock = threading.Lock()
-        # The first log-mel in a process imports scipy.signal and librosa's numba code (~3 s of
-        # CPU).  Paced runs do it now, off the analysis thread, so the first utterance does not
-        # stall playback; fast runs pay it at the first utterance (nothing, when there is none).
-        self._warm = threading.Thread(target=self._warm_up, name="emotiond-voice-warmup", daemon=True)
-        if warm_up:
-            self._warm.start()
-
-    def _warm_up(self) -> None:
-        noise = np.random.default_rng(0).normal(0.0, 0.05, self._window).astype(np.float32)
-        try:
-            self.model.predict(noise)
-        except Exception:  # a real problem shows up again, with its message, on first use
-            pass
+        self._ready = ready
 
     @classmethod
-    def from_config(cls, cfg, background: bool = False, warm_up: bool = True) -> VoiceTrack:
+    def from_config(cls, cfg, background: bool = False) -> VoiceTrack:
+        """A track with its own VAD and voice model (tests and tools; the engine builds its
+        tracks from a shared :class:`emotiond.models.Models`)."""
         from emotiond import registry
         from emotiond.audio.vad import MODEL_NAME as VAD_NAME
         from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
@@ -82,7 +75,7 @@ class VoiceTrack:
         vad = VoiceActivity.from_registry(cfg.models_dir)
         model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
         track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold,
-                    background=background, warm_up=warm_up)
+                    background=background)
         track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
         return track
 
@@ -124,15 +117,12 @@ class VoiceTrack:
             if ev.kind == "end":
                 self._ended_at = ev.t
 
-    def _join_warm_up(self) -> None:
-        if self._warm.is_alive():
-            self._warm.join()
-
-    def close(self) -> None:
-        """Wait for the warm-up and any background evaluation (they hold onnxruntime/soxr objects)."""
-        self._join_warm_up()
+    def close(self, timeout: float = 10.0) -> bool:
+        """Wait (at most ``timeout`` s) for a background evaluation; False if it did not end."""
         if self._worker is not None:
-            self._worker.join()
+            self._worker.join(timeout)
+            return not self._worker.is_alive()
+        return True
 
     def _step(self, x: np.ndarray) -> None:
         if x.size == 0:
@@ -173,7 +163,8 @@ class VoiceTrack:
     def _score(self, window: np.ndarray, speech: float) -> None:
         if rms_dbfs(window) < self.params.silence_dbfs:
             return
-        self._join_warm_up()
+        if self._ready is not None:
+            self._ready.wait(30.0)
         probs = self.model.predict(window)
         with self._result_lock:
             self._probs = probs

@@ -71,8 +71,15 @@ class FaceTracker:
 
 
 def largest(faces: list[FaceObservation]) -> FaceObservation | None:
-    """The face with the biggest box (the one the fused result speaks for)."""
+    """The face with the biggest box."""
     if not faces:
         return None
     areas = [(f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]) for f in faces]
     return faces[int(np.argmax(areas))]
+
+
+def primary_face(faces: list[FaceObservation]) -> FaceObservation | None:
+    """The face the frame-level result speaks for: the largest face with an expression.  The
+    one place this rule lives (the engine sets ``FrameResult.primary`` from it; the GUI reads
+    that field)."""
+    return largest([f for f in faces if f.emotion is not None])

@@ -336,7 +336,7 @@ class MainWindow(QMainWindow):
         microphone = self.mic_combo.currentData()
 
         def open_choice():
-            from emotiond.cli import resolve_source_spec
+            from emotiond.app import resolve_source_spec
             from emotiond.sources import open_source
 
             if choice.kind in ("camera", "microphone"):

@@ -14,7 +14,6 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from emotiond.face.tracker import largest
 from emotiond.gui import style
 from emotiond.labels import EMOTIONS
 from emotiond.types import FrameResult
@@ -53,12 +52,12 @@ class FaceBox:
 
 
 def face_boxes(result: FrameResult | None, speech_threshold: float) -> list[FaceBox]:
-    """The overlay's model of a result.  The speaking marker goes to the primary face (the
-    largest, the one fusion speaks for) while the voice activity is above the threshold."""
+    """The overlay's model of a result.  The speaking marker goes to the primary face (the one
+    the fused result speaks for, ``FrameResult.primary``) while the voice activity is above the threshold."""
     if result is None:
         return []
     speaking = result.speech is not None and result.speech > speech_threshold
-    primary = largest([f for f in result.faces if f.emotion is not None]) or largest(result.faces)
+    primary = result.primary_face
     boxes = []
     for f in result.faces:
         label = conf = None
@@ -261,9 +260,7 @@ class ProbabilityBars(QWidget):
             self._label, self._confidence = fused.label, float(fused.confidence)
             self._shares = {k: float(v) for k, v in fused.shares.items()}
             self._va = (float(fused.valence), float(fused.arousal))
-        primary = None
-        if result is not None:
-            primary = largest([f for f in result.faces if f.emotion is not None])
+        primary = result.primary_face if result is not None else None
         self._face = None if primary is None else np.asarray(primary.emotion)
         self._voice = None if result is None or result.voice is None or not np.any(result.voice) else np.asarray(result.voice)
         self.update()

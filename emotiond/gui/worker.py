@@ -6,11 +6,13 @@ result (intermediate frames are simply not drawn), every timeline point since th
 last poll, and the audio levels.  Nothing here blocks the source: the slot is
 overwritten, the point and level queues are bounded deques that drop their oldest.
 
+The run itself goes through :class:`emotiond.app.Analysis` (the same way as the CLI).
 The source is wrapped in a :class:`Tap` (the engine is untouched):
 
 * it shows the first frame while the models are still loading (``prime``);
-* it plays files at media time, and holds them while paused (live sources keep
-  capturing and their items are discarded while paused);
+* live sources keep capturing while paused and their items are discarded (files
+  and sessions are paced, and held while paused, by the run's
+  :class:`~emotiond.pacer.Pacer`: the one pacing policy);
 * it measures the audio level (RMS dBFS) of every AudioChunk as it passes and when
   each frame entered the pipeline (for the latency in the status bar).
 """
@@ -27,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emotiond.errors import EmotiondError, ModelError
+from emotiond.app.specs import internal_error  # noqa: F401 (the window's name for it)
+from emotiond.errors import EmotiondError
 from emotiond.sources.base import Item, Source
 from emotiond.types import AudioChunk, FrameResult, VideoFrame
 
-MAX_BEHIND = 0.5  # seconds a paced file may lag its media time before the pacing re-anchors
 MAX_POINTS = 8192  # timeline points kept between two polls (a poll normally takes ~30)
 
 
@@ -61,11 +63,10 @@ class Update:
 class Tap:
     """A source wrapper (a Source itself) between the real source and the runner."""
 
-    def __init__(self, source: Source, worker: AnalysisWorker, *, pace: bool):
+    def __init__(self, source: Source, worker: AnalysisWorker):
         self.source = source
         self.info = source.info
         self._w = worker
-        self._pace = pace and not source.info.live
         self._it: Iterator[Item] | None = None
         self._primed: list[Item] = []
         self._released: dict[int, float] = {}  # frame index -> perf_counter when it left the tap
@@ -119,26 +120,11 @@ class Tap:
 
     def items(self) -> Iterator[Item]:
         w = self._w
-        anchor: tuple[float, float] | None = None  # (perf_counter, media time) pacing origin
         for item in itertools.chain(self._primed, self._iter()):
-            if w._paused.is_set():
-                if self.info.live:
-                    continue  # keep draining the devices; nothing is analysed while paused
-                while w._paused.is_set() and not w._stop.is_set():
-                    w._resumed.wait(0.1)
-                anchor = None
             if w._stop.is_set():
                 return
-            if self._pace:
-                now = time.perf_counter()
-                if anchor is None:
-                    anchor = (now, item.t)
-                delay = anchor[0] + (item.t - anchor[1]) - now
-                if delay > 0:
-                    if w._stop.wait(delay):
-                        return
-                elif delay < -MAX_BEHIND:  # analysis is slower than the clip: play slower, no burst
-                    anchor = (now, item.t)
+            if self.info.live and w._paused.is_set():
+                continue  # keep draining the devices; nothing is analysed while paused
             self._observe(item)
             yield item
         self._primed = []
@@ -215,10 +201,19 @@ class AnalysisWorker:
     GUI) or as fast as possible.
     """
 
-    def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True):
+    def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True, models=None, sinks=()):
+        """``models``: shared :class:`emotiond.models.Models` (kept open); ``sinks``: extra sinks
+        the run writes to (closed by their owner)."""
+        from emotiond.pacer import Pacer
+
         self.opener = opener
         self.config = config
         self.pace = pace
+        self.models = models
+        self.extra_sinks = list(sinks)
+        # files and sessions: paced at media time (or not, pace=False) and held while paused
+        self.pacer = Pacer(realtime=pace)
+        self.analysis = None
         self.state = "idle"  # idle → opening → loading → running ⇄ paused → ended | stopped | error
         self.error: EmotiondError | None = None
         self.source: Source | None = None
@@ -262,6 +257,7 @@ class AnalysisWorker:
         self._stop.set()
         self._resumed.set()
         self._paused.clear()
+        self.pacer.set_paused(False)
         source = self.source
         if source is not None and source.info.live:
             # unblocks a live source that delivers nothing; on its own thread, because closing a
@@ -283,6 +279,7 @@ class AnalysisWorker:
         else:
             self._paused.clear()
             self._resumed.set()
+        self.pacer.set_paused(paused)
 
     def set_smoothing(self, tau: float) -> None:
         self._smoothing = float(tau)
@@ -438,7 +435,7 @@ class AnalysisWorker:
                 self._latency = latency if self._latency is None else 0.8 * self._latency + 0.2 * latency
 
     def _main(self) -> None:
-        from emotiond.runner import run
+        from emotiond.app import Analysis
 
         source = engine = None
         loaded: list = []  # the loader's Engine or exception
@@ -448,8 +445,15 @@ class AnalysisWorker:
             self.source = source
             for w in getattr(source, "warnings", []):
                 self._warn(w)
-            tap = self._tap = Tap(source, self, pace=self.pace)
-            loader = threading.Thread(target=self._load_engine, args=(source, loaded), name="emotiond-gui-models", daemon=True)
+            tap = self._tap = Tap(source, self)
+            self.pacer.video = source.info.has_video
+            analysis = self.analysis = Analysis(tap, self.config, models=self.models, pacer=self.pacer,
+                                                clock="realtime" if self.pace else "fast", stop=self._stop,
+                                                watched_live=True)  # watched live: warm the voice up
+            analysis.add_sink(_PredictionSink(self))
+            for s in self.extra_sinks:
+                analysis.add_sink(s)
+            loader = threading.Thread(target=self._load_engine, args=(analysis, loaded), name="emotiond-gui-models", daemon=True)
             self._set_state("loading")
             add_tap = getattr(source, "add_tap", None)
             if add_tap is not None:  # live: the recorder gets every captured frame
@@ -470,7 +474,7 @@ class AnalysisWorker:
                 raise loaded[0]
             engine = self.engine = loaded[0]
             self._set_state("running")
-            self.stats = run(tap, engine, [_PredictionSink(self)], clock="fast", progress=False, on_result=self._on_result, stop=self._stop)
+            self.stats = analysis.run(on_result=self._on_result, progress=False)
             for w in self.stats.warnings:
                 self._warn(w)
             self._set_state("ended" if self.stats.stopped == "end" else "stopped")
@@ -487,31 +491,23 @@ class AnalysisWorker:
                 if engine is None and loaded and not isinstance(loaded[0], BaseException):
                     engine = loaded[0]
                 self._finished = True  # an engine loaded from now on closes itself
-            if engine is not None:
+            unjoined = self.stats is not None and self.stats.unjoined
+            if engine is not None and not unjoined:
                 engine.close()
             if self._tap is not None:
                 self._tap.close()
             elif source is not None:
                 source.close()
 
-    def _load_engine(self, source: Source, out: list) -> None:
+    def _load_engine(self, analysis, out: list) -> None:
         """On its own thread, so the first frame can be decoded and shown meanwhile.  When
         only the voice path cannot load (its model missing), the run goes on face-only and
         the window says why."""
-        from emotiond.engine import Engine
-
         try:
-            try:
-                engine = Engine(self.config, source_info=source.info, paced=True)  # watched live: warm up
-            except (ModelError, ImportError) as exc:
-                if not (self.config.voice.enabled and source.info.has_audio and source.info.has_video):
-                    raise
-                cfg = self.config.model_copy(deep=True)
-                cfg.voice.enabled = False
-                engine = Engine(cfg, source_info=source.info, paced=True)  # raises the face problem, if any
-                self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
-                    f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
-                self._warn(f"voice analysis is off: {self.voice_disabled.message} — {self.voice_disabled.hint or ''}".rstrip(" —"))
+            engine = analysis.load(voice_optional=True)
+            if analysis.voice_disabled is not None:
+                self.voice_disabled = vd = analysis.voice_disabled
+                self._warn(f"voice analysis is off: {vd.message} — {vd.hint or ''}".rstrip(" —"))
             engine.set_smoothing(self._smoothing)
             self.provider = engine.provider
             with self._lock:
@@ -546,15 +542,3 @@ def _drain(q: deque) -> list:
             out.append(q.popleft())
     except IndexError:
         return out
-
-
-def internal_error(exc: BaseException) -> EmotiondError:
-    """An unexpected exception as something the window can show: where the report is."""
-    from emotiond.cli import _crash_report
-
-    report = _crash_report(exc)
-    where = f"details are in {report}" if report else "no crash report could be written"
-    return EmotiondError(
-        f"internal error: {exc.__class__.__name__}: {exc}",
-        f"this is a bug in emotiond; {where} — please attach it to a bug report",
-    )

@@ -339,23 +339,21 @@ class SessionSource:
                 yield (vq or aq).popleft()
 
     def items(self) -> Iterator[Item]:
-        wall0 = media0 = None
+        from emotiond.pacer import Pacer
+
+        pacer = None
+        if self.clock == "realtime":  # the one pacing policy, dropping late frames like the live run
+            pacer = Pacer(video=self._v is not None, late_drop=self.late_drop, max_behind=None, stop=self._stop)
         self._iterating = True
         try:
             for item in self._merged():
                 if self._stop.is_set():
                     return
-                if self.clock == "realtime":
-                    now = time.monotonic()
-                    if wall0 is None:
-                        wall0, media0 = now, item.t
-                    delay = (item.t - media0) - (now - wall0)
-                    if delay > 0:
-                        if self._stop.wait(delay):
-                            return
-                    elif isinstance(item, VideoFrame) and -delay > self.late_drop:
-                        self.frames_dropped += 1
-                        continue
+                if pacer is not None and not pacer.wait(item):
+                    if self._stop.is_set():
+                        return
+                    self.frames_dropped = pacer.dropped
+                    continue
                 if isinstance(item, VideoFrame):
                     self.frames_read += 1
                 yield item

@@ -1,0 +1,197 @@
+"""One way to analyse a source, used by every front end (CLI ``run``/``replay``, the GUI
+worker, and batch runs).  Qt-free.
+
+:class:`Analysis` owns, for one source: the source, the engine (per-source state built
+from shared :class:`~emotiond.models.Models`), the pacer (the clock policy), the sinks
+and, optionally, the session recording.  The steps are always the same::
+
+    an = Analysis.open(spec, config, clock=..., models=...)   # or Analysis(source, config, ...)
+    an.load()                                # models first: a model problem costs no log
+    an.open_log(path, mode)                  # the one place logs are opened
+    an.record(folder)                        # optional: media + predictions + metadata
+    stats = an.run(on_result=..., progress=...)
+    an.close()                               # sinks, source, engine (after the run's threads)
+
+The clock policy lives in :func:`runner_clock` and :mod:`emotiond.pacer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from emotiond.config import Config
+from emotiond.engine import Engine
+from emotiond.errors import EmotiondError, ModelError
+from emotiond.models import Models
+from emotiond.pacer import Pacer
+from emotiond.runner import RunStats, run
+from emotiond.sinks import JsonlSink, Sink, open_log
+from emotiond.sources.base import Source, SourceInfo
+from emotiond.types import FrameResult, VideoFrame
+
+log = logging.getLogger(__name__)
+
+CLOCKS = ("fast", "realtime", "deterministic")
+
+
+def runner_clock(info: SourceInfo, clock: str | None) -> str:
+    """How the runner releases items: ``realtime`` (paced by :class:`~emotiond.pacer.Pacer`) or
+    ``fast``.  Live sources come at their own pace; a session opened with its own realtime
+    clock paces itself (dropping late frames like the live run did); ``deterministic`` is fast."""
+    if info.live:
+        return "fast"
+    if info.kind == "session" and info.extra.get("clock") == "realtime":
+        return "fast"
+    return "realtime" if clock == "realtime" else "fast"
+
+
+def watched(info: SourceInfo, clock: str | None) -> bool:
+    """Whether results are watched as they happen (warm the voice features up in advance)."""
+    return info.live or clock == "realtime" or (info.kind == "session" and info.extra.get("clock") == "realtime")
+
+
+class Analysis:
+    """One source analysed: see the module docstring."""
+
+    def __init__(self, source: Source, config: Config, *, models: Models | None = None, clock: str | None = None,
+                 pacer: Pacer | None = None, stop: threading.Event | None = None, watched_live: bool | None = None):
+        """``models``: shared loaded models (not closed here); None: the engine loads its own.
+        ``clock``: fast / realtime / deterministic (default: fast).  ``pacer``: a pacer to use
+        (e.g. one the GUI pauses); default: one made when the clock is realtime.  ``stop``: an
+        event that ends the run.  ``watched_live``: override :func:`watched`."""
+        if clock is not None and clock not in CLOCKS:
+            raise EmotiondError(f"unknown clock {clock!r}", f"use one of: {', '.join(CLOCKS)}")
+        self.source = source
+        self.config = config
+        self.models = models
+        self.clock = clock or "fast"
+        self.stop_event = stop or threading.Event()
+        info = source.info
+        self.runner_clock = runner_clock(info, self.clock)
+        if pacer is None and self.runner_clock == "realtime":
+            pacer = Pacer(video=info.has_video)
+        self.pacer = pacer
+        self.watched = watched(info, self.clock) if watched_live is None else watched_live
+        self.engine: Engine | None = None
+        self.sinks: list[Sink] = []
+        self.recording = None  # emotiond.recording.RecordingSource while recording
+        self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
+        self.stats: RunStats | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, spec: str | Path | None, config: Config, *, clock: str | None = None, **kw) -> Analysis:
+        """Open what the user named (see :func:`emotiond.app.resolve_source_spec`)."""
+        from emotiond.app.specs import resolve_source_spec
+        from emotiond.sources import open_source
+
+        source = open_source(resolve_source_spec(None if spec is None else str(spec), config), config,
+                             clock=clock or "fast")
+        try:
+            return cls(source, config, clock=clock, **kw)
+        except BaseException:
+            source.close()
+            raise
+
+    # -- steps -------------------------------------------------------------------------------
+    def load(self, *, voice_optional: bool = False) -> Engine:
+        """Build the engine for this source.  ``voice_optional``: when only the voice model cannot
+        be loaded, go on face-only and say why in ``voice_disabled`` (the GUI)."""
+        info = self.source.info
+        try:
+            self.engine = Engine(self.config, source_info=info, paced=self.watched, models=self.models)
+        except (ModelError, ImportError) as exc:
+            if not (voice_optional and self.config.voice.enabled and info.has_audio and info.has_video):
+                raise
+            cfg = self.config.model_copy(deep=True)
+            cfg.voice.enabled = False
+            models = self.models
+            if models is not None and models.voice_model is None:
+                models = None  # the shared set lacks the voice; a face-only engine of its own
+            self.engine = Engine(cfg, source_info=info, paced=self.watched, models=models)  # raises a face problem
+            self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
+                f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
+        return self.engine
+
+    def open_log(self, path: str | Path, mode: str = "new", *, face_features: bool = False) -> Sink:
+        """Open the results log (JSONL or CSV by its suffix; ``mode`` new / append / overwrite)."""
+        sink = open_log(path, mode)
+        if isinstance(sink, JsonlSink):
+            sink.face_features = face_features
+        self.sinks.append(sink)
+        return sink
+
+    def add_sink(self, sink: Sink) -> Sink:
+        self.sinks.append(sink)
+        return sink
+
+    def record(self, target: str | Path) -> Path:
+        """Record the session into ``target`` (a new folder inside it when it is not empty);
+        the predictions go beside the media.  Call after :meth:`load`."""
+        from emotiond.recording import PREDICTIONS_FILE, RecordingSource, SessionRecorder
+
+        engine = self._engine()
+        models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
+        self.recording = RecordingSource(self.source, SessionRecorder(target, self.config, models=models))
+        self.source = self.recording
+        path = self.recording.start()
+        self.sinks.append(JsonlSink(path / PREDICTIONS_FILE))
+        return path
+
+    def run(self, *, on_result: Callable[[FrameResult, VideoFrame | None], None] | None = None,
+            progress: bool | None = False) -> RunStats:
+        """Run the source to its end (or :meth:`stop`).  Raises the run's EmotiondError after its
+        threads stopped; everything written before it stays on disk."""
+        engine = self._engine()
+        self.stats = RunStats()
+        return run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
+                   on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=self.stats)
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def set_paused(self, paused: bool) -> None:
+        if self.pacer is not None:
+            self.pacer.set_paused(paused)
+
+    @property
+    def provider(self) -> str:
+        return self.engine.provider if self.engine is not None else "none"
+
+    @property
+    def recorder(self):
+        return self.recording.recorder if self.recording is not None else None
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            self.load()
+        return self.engine
+
+    def close(self) -> None:
+        """Close the sinks, the source (which finalizes a recording) and the engine.  The engine is
+        left open (and a warning logged) if a thread of the run did not stop: closing mediapipe
+        under a running landmark worker crashes the process."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in self.sinks:
+            try:
+                s.close()
+            except EmotiondError:
+                log.warning("closing a log failed", exc_info=True)
+        self.source.close()
+        if self.engine is not None:
+            if self.stats is not None and self.stats.unjoined:
+                log.warning("engine left open: thread(s) still running: %s", ", ".join(self.stats.unjoined))
+            else:
+                self.engine.close()
+
+    def __enter__(self) -> Analysis:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

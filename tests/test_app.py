@@ -1,0 +1,218 @@
+"""The application layer on real media: one way through for every front end, shared Models,
+per-track fusion, the one pacer, and a run that stops promptly with every thread joined."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotiond.app import Analysis, Models
+from emotiond.config import load_config
+from emotiond.pacer import Pacer
+from emotiond.types import AudioChunk, VideoFrame
+from tests.mediautil import transcode
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def short_speech_mp4(tmp_path_factory, pexels_mp4) -> Path:
+    """2 s of the Pexels clip (a face and speech), re-encoded."""
+    out = tmp_path_factory.mktemp("app") / "pexels_2s.mp4"
+    transcode(pexels_mp4, out, max_frames=48)
+    return out
+
+
+def cli_run(source: Path, log: Path, *extra: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "emotiond", "run", str(source), "--log", str(log), "--no-progress",
+                           *extra], capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_models_reused_across_files_equal_fresh_processes(tmp_path, single_face_mp4, short_speech_mp4, multi_face_jpg,
+                                                          no_face_mp4):
+    """One Models, four sources one after another (video+voice, image, no face, video again)
+    = the logs of fresh `emotiond run` processes, byte for byte."""
+    files = [short_speech_mp4, multi_face_jpg, no_face_mp4, single_face_mp4]
+    cfg = load_config()
+    with Models(cfg) as models:
+        created = []
+        for i, f in enumerate(files):
+            with Analysis.open(str(f), cfg, models=models) as an:
+                an.load()
+                an.open_log(tmp_path / f"reused-{i}.jsonl")
+                an.run()
+                created.append(an.engine.loaded is models)
+        assert all(created), "every engine must use the shared models"
+        assert not models.closed
+    assert models.closed
+    for i, f in enumerate(files):
+        cli_run(f, tmp_path / f"fresh-{i}.jsonl")
+        reused = (tmp_path / f"reused-{i}.jsonl").read_bytes()
+        fresh = (tmp_path / f"fresh-{i}.jsonl").read_bytes()
+        assert reused and reused == fresh, f"{f.name}: a reused Models gave a different log than a fresh process"
+    # the voice path really ran on the reused models, and faces were found
+    recs = [json.loads(x) for x in (tmp_path / "reused-0.jsonl").read_text().splitlines()]
+    assert any(r["speech"] is not None for r in recs) and any(r["faces"] for r in recs)
+
+
+@pytest.mark.slow
+def test_cli_and_gui_worker_write_the_same_log(tmp_path, short_speech_mp4):
+    from emotiond.gui.worker import AnalysisWorker
+    from emotiond.sinks import JsonlSink
+    from emotiond.sources import open_source
+
+    cli_run(short_speech_mp4, tmp_path / "cli.jsonl")
+    sink = JsonlSink(tmp_path / "gui.jsonl")
+    w = AnalysisWorker(lambda: open_source(short_speech_mp4), load_config(), pace=False, sinks=[sink]).start()
+    assert w.join(120), "the GUI worker did not finish"
+    sink.close()
+    assert w.state == "ended", w.error
+    cli = (tmp_path / "cli.jsonl").read_bytes()
+    assert cli and (tmp_path / "gui.jsonl").read_bytes() == cli
+
+
+def test_primary_face_and_per_track_fusion(multi_face_jpg, tmp_path):
+    cfg = load_config(overrides={"voice.enabled": False})
+    results = []
+    with Analysis.open(str(multi_face_jpg), cfg) as an:
+        an.open_log(tmp_path / "log.csv")
+        an.run(on_result=lambda r, f: results.append(r))
+    (res,) = results
+    assert len(res.faces) >= 2
+    areas = {f.track_id: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]) for f in res.faces}
+    assert res.primary == max(areas, key=areas.get)
+    assert res.primary_face is not None and res.primary_face.track_id == res.primary
+    # one fusion state per face; the frame-level result is the primary's
+    assert set(res.fused_by_track) == set(areas)
+    assert np.array_equal(res.fused.probs, res.fused_by_track[res.primary].probs)
+    other = next(k for k in areas if k != res.primary)
+    assert not np.array_equal(res.fused_by_track[other].probs, res.fused.probs)
+    header, row = (tmp_path / "log.csv").read_text().splitlines()[:2]
+    cols = header.split(",")
+    assert row.split(",")[cols.index("primary")] == str(res.primary)
+
+
+def test_no_face_result_names_no_primary(no_face_mp4):
+    cfg = load_config()
+    results = []
+    with Analysis.open(str(no_face_mp4), cfg) as an:
+        an.run(on_result=lambda r, f: results.append(r))
+    assert results and all(r.primary is None and not r.faces for r in results)
+
+
+def test_stopping_mid_file_returns_quickly_and_joins_every_thread(pexels_mp4):
+    cfg = load_config()
+    before = set(threading.enumerate())
+    with Models(cfg) as models:
+        an = Analysis.open(str(pexels_mp4), cfg, models=models, clock="realtime")
+        an.load()
+        out: dict = {}
+        th = threading.Thread(target=lambda: out.setdefault("stats", an.run()), name="test-run")
+        th.start()
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        an.stop()
+        th.join(10)
+        an.close()
+        took = time.monotonic() - t0
+        assert not th.is_alive()
+        assert took < 2.0, f"stopping took {took:.2f} s"
+        stats = out["stats"]
+        assert stats.stopped == "stopped" and 0 < stats.frames < 400 and stats.unjoined == []
+        run_threads = [t.name for t in threading.enumerate() if t.name.startswith("emotiond-") and t.name != "emotiond-voice-warmup"]
+        assert not run_threads, f"the run's threads still running: {run_threads}"
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not left, f"threads still running after the models closed: {[t.name for t in left]}"
+
+
+def test_clock_policy_is_one_place(tmp_path, single_face_mp4):
+    from emotiond.app import runner_clock, watched
+    from emotiond.sources.base import SourceInfo
+
+    f = SourceInfo(kind="video", uri="x")
+    assert runner_clock(f, None) == "fast" and runner_clock(f, "realtime") == "realtime"
+    assert runner_clock(f, "deterministic") == "fast"
+    live = SourceInfo(kind="live", uri="cam", live=True)
+    assert runner_clock(live, "realtime") == "fast" and watched(live, None)
+    sess = SourceInfo(kind="session", uri="s", extra={"clock": "realtime"})
+    assert runner_clock(sess, "realtime") == "fast" and watched(sess, "realtime")  # the session paces itself
+    sess_fast = SourceInfo(kind="session", uri="s", extra={"clock": "fast"})
+    assert runner_clock(sess_fast, "realtime") == "realtime"  # the GUI paces a fast-opened session
+
+
+# -- the pacer --------------------------------------------------------------------------------------
+def frame(i: int, t: float) -> VideoFrame:
+    return VideoFrame(index=i, t=t, image=np.zeros((2, 2, 3), np.uint8))
+
+
+def chunk(t: float) -> AudioChunk:
+    return AudioChunk(t=t, samples=np.zeros(160, np.float32), rate=16000)
+
+
+def test_pacer_releases_frames_at_media_time_with_audio_ahead():
+    """The GUI bug: audio demuxed ahead of video made every frame late and the old tap re-anchored
+    on each, so a file crawled.  Audio is not waited for; frames come at their media time."""
+    p = Pacer(video=True)
+    items = []
+    for i in range(20):
+        items.append(chunk(i * 0.025 + 0.6))  # audio 0.6 s ahead of the frames
+        items.append(frame(i, i * 0.025))
+    t0 = time.monotonic()
+    due = []
+    for it in items:
+        assert p.wait(it)
+        if isinstance(it, VideoFrame):
+            due.append(time.monotonic() - t0 - it.t)
+    wall = time.monotonic() - t0
+    assert 0.45 <= wall < 0.75, f"20 frames of 0.5 s media took {wall:.2f} s"
+    assert max(abs(d) for d in due) < 0.08
+
+
+def test_pacer_slows_down_without_bursting_or_crawling():
+    """A consumer slower than the media: frames are released at once (no waits), the anchor
+    slides so that later frames are never more than max_behind late."""
+    p = Pacer(video=True, max_behind=0.1)
+    t0 = time.monotonic()
+    for i in range(10):
+        assert p.wait(frame(i, i * 0.01))
+        time.sleep(0.03)  # 3x slower than the media
+    wall = time.monotonic() - t0
+    assert wall < 0.45, f"a slow consumer must not be slowed further ({wall:.2f} s)"
+    assert p.slid > 0 and p.dropped == 0
+
+
+def test_pacer_pause_holds_and_shifts_the_clock():
+    p = Pacer(video=True)
+    assert p.wait(frame(0, 0.0))
+    p.set_paused(True)
+    threading.Timer(0.3, p.set_paused, args=(False,)).start()
+    t0 = time.monotonic()
+    assert p.wait(frame(1, 0.05))
+    waited = time.monotonic() - t0
+    assert 0.3 <= waited < 0.45  # held while paused, then at its time on the shifted clock
+    t0 = time.monotonic()
+    assert p.wait(frame(2, 0.1))
+    assert 0.02 < time.monotonic() - t0 < 0.1  # paced, not released in a burst after the pause
+
+
+def test_pacer_late_drop_and_stop():
+    p = Pacer(video=True, late_drop=0.05, max_behind=None)
+    assert p.wait(frame(0, 0.0))
+    time.sleep(0.12)
+    assert not p.wait(frame(1, 0.01)) and p.dropped == 1
+    assert p.wait(chunk(0.02))  # audio is never dropped
+    p.stop.set()
+    t0 = time.monotonic()
+    assert not p.wait(frame(2, 5.0))
+    assert time.monotonic() - t0 < 0.1
