@@ -91,7 +91,7 @@ def main() -> None:
         n_w = max(1, min(2, os.cpu_count() or 1))
         lms = [FaceLandmarker(card.path) for _ in range(n_w)]
 
-        def work(k):
+        def work(k, lms=lms, n_w=n_w):
             for i in range(k, n, n_w):
                 lms[k].detect(frames[i].image, frames[i].t)
 

@@ -31,6 +31,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smoothing", type=float, metavar="SECONDS", help="fusion smoothing time constant (0 = off)")
     g.add_argument("--no-voice", action="store_true", help="ignore the audio track / microphone")
     g.add_argument("--models-dir", metavar="DIR", help="folder with the ONNX models and their cards")
+    _add_verbose(p)
+
+
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="log more on stderr (-v: info, -vv: debug; or EMOTIOND_LOG_LEVEL=info|debug)")
 
 
 def _config_from_args(args):
@@ -54,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(or the bundled demo clip when there is no camera); without a screen, a headless run of the same.",
     )
     parser.add_argument("--version", action="version", version=f"emotiond {__version__}")
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="analyse a source headless and log the results")
@@ -330,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"emotiond: error: {exc}", file=sys.stderr)
             return exc.exit_code
     args = parser.parse_args(argv)
+    from emotiond import logs
+
+    logs.setup(getattr(args, "verbose", 0))
     if args.command is None:
         from emotiond.gui import gui_available
 

@@ -216,3 +216,57 @@ def test_pacer_late_drop_and_stop():
     t0 = time.monotonic()
     assert not p.wait(frame(2, 5.0))
     assert time.monotonic() - t0 < 0.1
+
+
+def test_session_source_closed_before_reading(tmp_path, single_face_mp4):
+    """A session closed before its first read (a run stopped while the models loaded) yields
+    nothing and raises nothing; closing twice is fine too."""
+    from emotiond.recording import RecordingSource, SessionRecorder
+    from emotiond.sources import open_source
+    from emotiond.sources.session import SessionSource
+
+    rec = RecordingSource(open_source(single_face_mp4), SessionRecorder(tmp_path / "s", load_config()))
+    path = rec.start()
+    assert sum(1 for _ in rec.items()) > 0
+    rec.close()
+    src = SessionSource(path)
+    src.close()
+    assert list(src.items()) == []
+    src.close()
+    # and a session read after another one was closed mid-way still reads in full
+    src = SessionSource(path)
+    n = sum(isinstance(it, VideoFrame) for it in src.items())
+    src.close()
+    assert n == 72
+
+
+def test_logging_is_quiet_by_default_and_verbose_on_request(tmp_path, multi_face_jpg):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("EMOTIOND_LOG_LEVEL", None)
+
+    def run_cli(*args, **extra_env):
+        proc = subprocess.run([sys.executable, "-m", "emotiond", *args], capture_output=True, text=True, timeout=120,
+                              env={**env, **extra_env}, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    quiet = run_cli("run", str(multi_face_jpg), "--log", str(tmp_path / "a.jsonl"), "--no-progress")
+    assert "INFO" not in quiet and "DEBUG" not in quiet
+    verbose = run_cli("run", str(multi_face_jpg), "--log", str(tmp_path / "b.jsonl"), "--no-progress", "-v")
+    assert "emotiond: INFO emotiond.app.analysis: engine ready" in verbose and "DEBUG" not in verbose
+    debug = run_cli("run", str(multi_face_jpg), "--log", str(tmp_path / "c.jsonl"), "--no-progress",
+                    EMOTIOND_LOG_LEVEL="debug")
+    assert "DEBUG emotiond.models: models loaded" in debug
+
+
+def test_recent_log_lines_for_the_gui():
+    import logging
+
+    from emotiond import logs
+
+    logs.setup(0)
+    logging.getLogger("emotiond.test").warning("disk nearly full")
+    logging.getLogger("emotiond.test").info("not shown at the default level")
+    lines = logs.recent_lines(5)
+    assert lines and lines[-1].endswith("WARNING emotiond.test: disk nearly full")
+    assert not any("not shown" in x for x in lines)

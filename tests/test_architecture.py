@@ -43,6 +43,23 @@ def test_contracts_catch_qt_in_the_core(tmp_path):
     assert "emotiond.leaky_engine -> emotiond.gui" in proc.stdout
 
 
+def test_layers_contract_catches_an_upward_import_and_a_cycle(tmp_path):
+    """The layers contract (docs/module-map.md) fires on the two kinds of cycle the tree had:
+    a lower layer importing a front end (gui → cli was one), and a stage reaching back up."""
+    shutil.copytree(REPO / "emotiond", tmp_path / "emotiond", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    (tmp_path / "emotiond" / "gui" / "leaky_spec.py").write_text("from emotiond.cli import main\n")
+    (tmp_path / "emotiond" / "sources" / "leaky_run.py").write_text("def go():\n    from emotiond.runner import run\n")
+    (tmp_path / "emotiond" / "training" / "leaky_eval.py").write_text("from emotiond import evaluate\n")
+    proc = lint(tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "Dependency direction" in out and "BROKEN" in out
+    assert "emotiond.gui.leaky_spec -> emotiond.cli" in out
+    assert "emotiond.sources.leaky_run -> emotiond.runner" in out
+    assert "emotiond.training.leaky_eval -> emotiond.evaluate" in out
+
+
 BLOCK_QT = textwrap.dedent(
     """
     import importlib.abc, sys

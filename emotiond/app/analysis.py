@@ -75,6 +75,8 @@ class Analysis:
             pacer = Pacer(video=info.has_video)
         self.pacer = pacer
         self.watched = watched(info, self.clock) if watched_live is None else watched_live
+        log.info("source %s (%s): clock %s, runner %s%s", info.uri, info.kind, self.clock, self.runner_clock,
+                 ", watched live" if self.watched else "")
         self.engine: Engine | None = None
         self.sinks: list[Sink] = []
         self.recording = None  # emotiond.recording.RecordingSource while recording
@@ -114,6 +116,9 @@ class Analysis:
             self.engine = Engine(cfg, source_info=info, paced=self.watched, models=models)  # raises a face problem
             self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
                 f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
+            log.warning("voice analysis off: %s", self.voice_disabled.message)
+        log.info("engine ready: %s (%s models, %d landmark workers)", ", ".join(m.name for m in self.engine.models),
+                 "shared" if self.models is not None else "own", self.engine.workers)
         return self.engine
 
     def open_log(self, path: str | Path, mode: str = "new", *, face_features: bool = False) -> Sink:
@@ -146,9 +151,15 @@ class Analysis:
         """Run the source to its end (or :meth:`stop`).  Raises the run's EmotiondError after its
         threads stopped; everything written before it stays on disk."""
         engine = self._engine()
-        self.stats = RunStats()
-        return run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
-                   on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=self.stats)
+        self.stats = stats = RunStats()
+        try:
+            return run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
+                       on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=stats)
+        finally:
+            log.info("run %s: %d frames, %d results in %.1f s; stage seconds %s", stats.stopped, stats.frames,
+                     stats.results, stats.wall, {k: round(v, 2) for k, v in stats.stage_seconds.items()})
+            if self.pacer is not None and (self.pacer.slid or self.pacer.dropped):
+                log.info("pacing: %.1f s slower than the media, %d late frames dropped", self.pacer.slid, self.pacer.dropped)
 
     # -- control (any thread) ------------------------------------------------------------------
     def stop(self) -> None:

@@ -135,6 +135,8 @@ class SessionSource:
         self.metadata = md = read_metadata(self.path)
         self.warnings: list[str] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # close() vs the first read
+        self._closed_container = False
         status = md.get("status")
         self.interrupted = status == "recording" and _process_gone(md)
         self.in_progress = status == "recording" and not self.interrupted
@@ -344,7 +346,10 @@ class SessionSource:
         pacer = None
         if self.clock == "realtime":  # the one pacing policy, dropping late frames like the live run
             pacer = Pacer(video=self._v is not None, late_drop=self.late_drop, max_behind=None, stop=self._stop)
-        self._iterating = True
+        with self._lock:
+            if self._stop.is_set():  # closed before the first read: nothing to deliver
+                return
+            self._iterating = True
         try:
             for item in self._merged():
                 if self._stop.is_set():
@@ -361,6 +366,9 @@ class SessionSource:
             self._close_container()
 
     def _close_container(self) -> None:
+        if self._closed_container:
+            return
+        self._closed_container = True
         try:
             self._container.close()
         except Exception:
@@ -368,9 +376,11 @@ class SessionSource:
 
     def close(self) -> None:
         """Stop the replay; safe twice and from another thread (the reading thread closes the file)."""
-        self._stop.set()
-        if not self._iterating:
-            self._close_container()
+        with self._lock:
+            self._stop.set()
+            if self._iterating:
+                return  # the reading thread closes the file at its next packet
+        self._close_container()
 
     def stats(self) -> dict:
         return {

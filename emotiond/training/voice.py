@@ -39,7 +39,7 @@ import numpy as np
 
 from emotiond import labels
 from emotiond.audio import features
-from emotiond.evaluate import accuracy, confusion_matrix, format_report, unweighted_accuracy
+from emotiond.metrics import accuracy, confusion_matrix, format_report, unweighted_accuracy
 from emotiond.training import datasets, wheels
 
 ROOT = Path(__file__).resolve().parents[2]
