@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from emotiond.errors import ConfigError
 
@@ -93,8 +99,6 @@ class Config(BaseSettings):
     capture: CaptureConfig = CaptureConfig()
     record: RecordConfig = RecordConfig()
 
-    _toml_file: Path | None = None
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -104,10 +108,15 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
-        return tuple(sources)
+        return (init_settings, env_settings)  # the TOML file is merged in by load_config
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -139,9 +148,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}", "fix the file or remove it") from None
-    Config._toml_file = path
+    values: dict[str, Any] = {}
+    if path is not None:  # file < environment < flags, without any state on the class
+        values = TomlConfigSettingsSource(Config, toml_file=path)()
+        values = _merge(values, EnvSettingsSource(Config)())
     try:
-        return Config(**_nest(overrides or {}))
+        return Config(**_merge(values, _nest(overrides or {})))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ())) or "config"
@@ -150,5 +162,3 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             f"invalid setting {where}{src}: {err.get('msg')}",
             "see `emotiond config` for the settings and their types",
         ) from None
-    finally:
-        Config._toml_file = None

@@ -37,16 +37,20 @@ class Engine:
     :class:`~emotiond.models.Models`."""
 
     def __init__(self, config: Config | None = None, source_info: SourceInfo | None = None, paced: bool | None = None,
-                 *, models: Models | None = None):
+                 *, models: Models | None = None, executor=None):
         """``paced``: results are watched as they happen (live, GUI, realtime clock); default:
         the source is live.  Paced engines warm the voice features up in advance.
         ``models``: the loaded models to use (not closed by the engine); None: the engine loads
-        its own and closes them with itself."""
+        its own and closes them with itself.  ``executor``: where a live source's voice model runs
+        (owned by the caller, see :class:`emotiond.app.Analysis`); for a live source without one
+        the engine makes a one-thread executor and shuts it down in :meth:`close`."""
         self._closed = False
         self._landmarkers: list = []  # one mediapipe landmarker per worker, leased from the models
         self.voice = None
         self.loaded: Models | None = None
         self._owns_models = models is None
+        self._executor = executor
+        self._owns_executor = False
         try:
             self._load(config, source_info, paced, models)
         except BaseException:
@@ -80,7 +84,12 @@ class Engine:
             live = source_info is not None and source_info.live
             if live if paced is None else paced:
                 models.warm_up_voice()
-            self.voice = models.voice_track(background=live)
+            if live and self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="emotiond-voice")
+                self._owns_executor = True
+            self.voice = models.voice_track(background=live, executor=self._executor if live else None)
             names = {c.name for c in models.voice_cards}
             self.models.extend(s for s in models.status if s.name in names)
         # one fusion state per face track, and one (key None) for frames without a face
@@ -232,6 +241,8 @@ class Engine:
         self._closed = True
         if self.voice is not None and not self.voice.close():
             log.warning("a voice evaluation was still running when the engine closed")
+        if self._owns_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
         if self.loaded is not None:
             self.loaded.release_landmarkers(self._landmarkers)
             self._landmarkers = []

@@ -156,7 +156,7 @@ class Models:
                     self._all.remove(lm)
 
     # -- voice -------------------------------------------------------------------------------
-    def voice_track(self, *, background: bool = False):
+    def voice_track(self, *, background: bool = False, executor=None):
         """A new :class:`~emotiond.voice.VoiceTrack` (per-source state) on the shared sessions."""
         from emotiond.audio.vad import VoiceActivity
         from emotiond.voice import VoiceTrack
@@ -166,7 +166,8 @@ class Models:
         self._check_open()
         v = self.config.voice
         track = VoiceTrack(VoiceActivity(self.vad_model), self.voice_model, hop=v.hop, decay_tau=v.decay_tau,
-                           vad_threshold=v.vad_threshold, background=background, ready=self.voice_ready)
+                           vad_threshold=v.vad_threshold, background=background, ready=self.voice_ready,
+                           executor=executor)
         track.cards = self.voice_cards
         return track
 

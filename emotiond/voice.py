@@ -34,10 +34,12 @@ GAP_FILL_S = 0.1  # a jump in audio timestamps larger than this is filled with s
 
 class VoiceTrack:
     def __init__(self, vad: VoiceActivity, model, *, hop: float = 0.5, decay_tau: float = 1.5, vad_threshold: float = 0.5,
-                 background: bool = False, ready: threading.Event | None = None):
+                 background: bool = False, ready: threading.Event | None = None, executor=None):
         """``ready``: set once the voice features are warm (see :meth:`emotiond.models.Models.warm_up_voice`);
         the first evaluation waits for it (the warm-up and the first log-mel would otherwise both
-        pay the ~3 s of imports)."""
+        pay the ~3 s of imports).  ``background`` (live sources): the model runs on ``executor``
+        (a ``concurrent.futures`` executor owned by the caller — this class starts no thread);
+        without an executor it runs synchronously."""
         self.vad = vad
         self.model = model
         self.params = model.params
@@ -59,8 +61,9 @@ class VoiceTrack:
         self.evaluations = 0
         # background=True (live sources): the model runs on a worker thread and evidence uses the
         # newest finished evaluation; a window that arrives while one is running is skipped.
-        self.background = background
-        self._worker: threading.Thread | None = None
+        self.background = background and executor is not None
+        self._executor = executor
+        self._pending_eval = None  # the Future of the evaluation running in the background
         self._result_lock = threading.Lock()
         self._ready = ready
 
@@ -119,9 +122,12 @@ class VoiceTrack:
 
     def close(self, timeout: float = 10.0) -> bool:
         """Wait (at most ``timeout`` s) for a background evaluation; False if it did not end."""
-        if self._worker is not None:
-            self._worker.join(timeout)
-            return not self._worker.is_alive()
+        fut = self._pending_eval
+        if fut is not None:
+            from concurrent.futures import wait
+
+            wait([fut], timeout)
+            return fut.done()
         return True
 
     def _step(self, x: np.ndarray) -> None:
@@ -155,10 +161,8 @@ class VoiceTrack:
         speech = float(np.mean([p for _, p in self._vad_probs] or [0.0]))
         if not self.background:
             self._score(window, speech)
-        elif self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._score, args=(window, speech), daemon=True,
-                                            name="emotiond-voice")
-            self._worker.start()
+        elif self._pending_eval is None or self._pending_eval.done():
+            self._pending_eval = self._executor.submit(self._score, window, speech)
 
     def _score(self, window: np.ndarray, speech: float) -> None:
         if rms_dbfs(window) < self.params.silence_dbfs:

@@ -82,6 +82,7 @@ class Analysis:
         self.recording = None  # emotiond.recording.RecordingSource while recording
         self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
         self.stats: RunStats | None = None
+        self._executor = None  # live sources: where the voice model runs (owned here)
         self._closed = False
 
     @classmethod
@@ -103,8 +104,13 @@ class Analysis:
         """Build the engine for this source.  ``voice_optional``: when only the voice model cannot
         be loaded, go on face-only and say why in ``voice_disabled`` (the GUI)."""
         info = self.source.info
+        if info.live and self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="emotiond-voice")
         try:
-            self.engine = Engine(self.config, source_info=info, paced=self.watched, models=self.models)
+            self.engine = Engine(self.config, source_info=info, paced=self.watched, models=self.models,
+                                 executor=self._executor)
         except (ModelError, ImportError) as exc:
             if not (voice_optional and self.config.voice.enabled and info.has_audio and info.has_video):
                 raise
@@ -113,7 +119,8 @@ class Analysis:
             models = self.models
             if models is not None and models.voice_model is None:
                 models = None  # the shared set lacks the voice; a face-only engine of its own
-            self.engine = Engine(cfg, source_info=info, paced=self.watched, models=models)  # raises a face problem
+            self.engine = Engine(cfg, source_info=info, paced=self.watched, models=models,
+                                 executor=self._executor)  # raises a face problem
             self.voice_disabled = exc if isinstance(exc, EmotiondError) else ModelError(
                 f"the voice model cannot be loaded ({exc})", "reinstall emotiond; the face path works without it")
             log.warning("voice analysis off: %s", self.voice_disabled.message)
@@ -200,6 +207,8 @@ class Analysis:
                 log.warning("engine left open: thread(s) still running: %s", ", ".join(self.stats.unjoined))
             else:
                 self.engine.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)  # the engine waited for its evaluation
 
     def __enter__(self) -> Analysis:
         return self

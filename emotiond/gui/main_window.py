@@ -406,12 +406,9 @@ class MainWindow(QMainWindow):
             f"{self.sessions_dir}; it replays with Source → Open recorded session or `emotiond replay`"))
 
     def _new_session_folder(self) -> Path:
-        stamp = time.strftime("session-%Y%m%d-%H%M%S")
-        for n in range(100):
-            path = self.sessions_dir / (stamp + (f"-{n}" if n else ""))
-            if not path.exists():
-                return path
-        return self.sessions_dir / f"{stamp}-{time.monotonic_ns()}"
+        from emotiond.session_layout import new_session_folder
+
+        return new_session_folder(self.sessions_dir)
 
     def _on_record(self, on: bool) -> None:
         if on == (self.recording is not None):

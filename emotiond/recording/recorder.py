@@ -55,11 +55,15 @@ try:
 except ImportError:  # pragma: no cover - cv2 comes with mediapipe
     _cv2 = None
 
-SCHEMA = "emotiond.session/1"
-MEDIA_FILE = "media.mp4"
-METADATA_FILE = "metadata.json"
-PREDICTIONS_FILE = "predictions.jsonl"
-FRAMES_FILE = "frames.txt"  # the source's index of each frame in media.mp4, one per line
+from emotiond.session_layout import (  # noqa: E402 (the names a session folder uses)
+    FRAMES_FILE,
+    MEDIA_FILE,
+    METADATA_FILE,
+    PREDICTIONS_FILE,
+    SCHEMA,
+    session_folder,
+)
+
 VIDEO_TIME_BASE = Fraction(1, 90000)
 MOVFLAGS = "+frag_keyframe+delay_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0  # a keyframe (and a fragment) at least this often: seeking, and decoding after a loss
@@ -70,22 +74,6 @@ def _iso(wall: float | None) -> str | None:
     if wall is None:
         return None
     return _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
-
-
-def session_folder(target: str | Path) -> Path:
-    """Where a new session goes for ``--record TARGET``: TARGET itself when it does not
-    exist or is an empty folder, else a new time-stamped folder inside it."""
-    target = Path(target).expanduser()
-    if target.exists() and not target.is_dir():
-        raise SinkError(f"{target} is a file", "pass a folder to --record (it is created when missing)")
-    if not target.exists() or not any(target.iterdir()):
-        return target
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        cand = target / (f"session-{stamp}" + (f"-{n}" if n else ""))
-        if not cand.exists():
-            return cand
-    raise SinkError(f"cannot find a free session name in {target}", "clean up the folder")
 
 
 def default_models() -> dict[str, dict[str, str]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from emotiond.errors import SourceError
 from emotiond.sources.base import Item, Source, SourceInfo
+from emotiond.session_layout import is_session
 from emotiond.sources.media import IMAGE_EXTENSIONS, ImageSource, MediaFileSource
 
 __all__ = ["Item", "Source", "SourceInfo", "open_source", "ImageSource", "MediaFileSource"]
@@ -25,7 +26,7 @@ def open_source(spec: str | Path, config=None, *, clock: str = "fast") -> Source
         return LiveSource.from_spec(text, config)
     path = Path(text).expanduser()
     if path.is_dir():
-        if (path / "metadata.json").is_file():
+        if is_session(path):
             from emotiond.sources.session import SessionSource
 
             return SessionSource(path, clock=clock)

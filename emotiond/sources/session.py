@@ -38,21 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from emotiond.errors import SourceError
+from emotiond.session_layout import FRAMES_FILE, MEDIA_FILE, METADATA_FILE, PREDICTIONS_FILE, is_session  # noqa: F401
 from emotiond.sources.media import to_float32
 from emotiond.sources.base import Item, SourceInfo
 from emotiond.types import AudioChunk, VideoFrame
 
 CLOCKS = ("fast", "realtime", "deterministic")
-METADATA_FILE = "metadata.json"
-MEDIA_FILE = "media.mp4"
-PREDICTIONS_FILE = "predictions.jsonl"
-FRAMES_FILE = "frames.txt"  # written by emotiond.recording.recorder (the same name)
 _MAX_LAG = 3.0  # seconds one stream may run ahead in the merge before the other is presumed over
-
-
-def is_session(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / METADATA_FILE).is_file()
 
 
 def read_metadata(path: str | Path) -> dict:
