@@ -17,6 +17,7 @@ import numpy as np
 
 from emotiond.errors import SourceError
 from emotiond.sources.base import Item, SourceInfo
+from emotiond.sources.demux import Demuxer, audio_samples, open_container, to_float32  # noqa: F401 (to_float32: public)
 from emotiond.types import AudioChunk, VideoFrame
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -47,24 +48,10 @@ class MediaFileSource:
     """A video or audio file read with PyAV; yields frames and audio chunks in demux order."""
 
     def __init__(self, path: str | Path, *, video: bool = True, audio: bool = True):
-        import av
 
         self.path = Path(path)
         _check_file(self.path)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._reading = False
-        self._closed = False
-        try:
-            self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
-        except av.error.InvalidDataError:
-            raise SourceError(
-                f"{self.path} is not a media file FFmpeg can read (invalid data)",
-                "pass a video, audio or image file",
-            ) from None
-        except av.error.FFmpegError as exc:
-            hint = "the file may be truncated or damaged; try re-exporting it"
-            raise SourceError(f"{self.path} cannot be opened: {exc.strerror or exc}", hint) from None
+        self._container = open_container(self.path)
         c = self._container
         self._v = c.streams.video[0] if (video and c.streams.video) else None
         self._a = c.streams.audio[0] if (audio and c.streams.audio) else None
@@ -95,7 +82,8 @@ class MediaFileSource:
             },
         )
         self._notes: list[str] = []
-        self._damaged: dict[str, tuple[int, str]] = {}  # stream type -> (count, first error)
+        self._demux = Demuxer(c, [self._v, self._a])
+        self._damaged = self._demux.damaged  # stream type -> (count, first error)
 
     @property
     def warnings(self) -> list[str]:
@@ -111,61 +99,37 @@ class MediaFileSource:
     def items(self) -> Iterator[Item]:
         import av
 
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._reading = True
-        streams = [s for s in (self._v, self._a) if s is not None]
         index = 0
         last_t = -np.inf
         audio_next = 0.0
         try:
-            for packet in self._container.demux(streams):
-                if self._stop.is_set():
-                    return
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError as exc:  # a damaged packet: skip it, keep going
-                    kind = packet.stream.type
-                    n, first = self._damaged.get(kind, (0, exc.strerror or str(exc)))
-                    self._damaged[kind] = (n + 1, first)
-                    continue
-                for frame in frames:
-                    if packet.stream.type == "video":
-                        # no timestamp: one nominal frame after the previous one
-                        t = frame.time if frame.time is not None else max(0.0, last_t) + 1.0 / (self.info.fps or 30.0)
-                        if t <= last_t:  # a broken or duplicated timestamp: keep time monotonic
-                            t = last_t + 1e-3
-                        last_t = t
-                        image = frame.to_ndarray(format="rgb24")
-                        rot = getattr(frame, "rotation", 0) or 0
-                        yield VideoFrame(index=index, t=float(t), image=_rotate(image, rot))
-                        index += 1
-                    else:
-                        samples = frame.to_ndarray()
-                        if samples.ndim == 2 and frame.format.is_planar:
-                            samples = samples.T  # [channels, n] -> [n, channels]
-                        elif samples.ndim == 2:
-                            samples = samples.reshape(-1, len(frame.layout.channels))
-                        samples = to_float32(samples)
-                        t = frame.time if frame.time is not None else audio_next  # no timestamp: contiguous
-                        audio_next = t + samples.shape[0] / frame.sample_rate
-                        yield AudioChunk(t=float(t), samples=np.ascontiguousarray(samples), rate=frame.sample_rate)
+            for frame in self._demux.read():
+                if isinstance(frame, av.VideoFrame):
+                    # no timestamp: one nominal frame after the previous one
+                    t = frame.time if frame.time is not None else max(0.0, last_t) + 1.0 / (self.info.fps or 30.0)
+                    if t <= last_t:  # a broken or duplicated timestamp: keep time monotonic
+                        t = last_t + 1e-3
+                    last_t = t
+                    image = frame.to_ndarray(format="rgb24")
+                    rot = getattr(frame, "rotation", 0) or 0
+                    yield VideoFrame(index=index, t=float(t), image=_rotate(image, rot))
+                    index += 1
+                else:
+                    samples = audio_samples(frame)
+                    t = frame.time if frame.time is not None else audio_next  # no timestamp: contiguous
+                    audio_next = t + samples.shape[0] / frame.sample_rate
+                    yield AudioChunk(t=float(t), samples=samples, rate=frame.sample_rate)
             self._check_complete(index, last_t)
         except av.error.EOFError:
             self._check_complete(index, last_t)
         except av.error.FFmpegError as exc:
             # Truncated or damaged tail: what was decoded stands; say where it stopped.
             self._notes.append(f"stopped reading after frame {index}: {exc.strerror or exc} (file truncated?)")
-        finally:
-            with self._lock:
-                self._reading = False
-            self._close_container()
 
     def _check_complete(self, frames: int, last_t: float) -> None:
         """A file cut short (its index still promising more) ends without an error from
         FFmpeg: compare with what the container announced and say so."""
-        if self._stop.is_set() or self._v is None:
+        if self._demux.stop.is_set() or self._v is None:
             return
         expected, duration = self.info.frame_count, self.info.duration
         short_frames = expected is not None and frames < 0.9 * expected - 1
@@ -179,35 +143,9 @@ class MediaFileSource:
             )
 
     def close(self) -> None:
-        """Stop reading.  From another thread while items() runs, the reading thread closes
-        the container itself at its next packet (closing it under a running decoder crashes
-        FFmpeg)."""
-        with self._lock:
-            self._stop.set()
-            reading = self._reading
-        if not reading:
-            self._close_container()
-
-    def _close_container(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._container.close()
-        except Exception:  # already closed by FFmpeg on a fatal error
-            pass
-
-
-def to_float32(samples: np.ndarray) -> np.ndarray:
-    if samples.dtype == np.float32:
-        return samples
-    if samples.dtype == np.float64:
-        return samples.astype(np.float32)
-    if np.issubdtype(samples.dtype, np.integer):
-        info = np.iinfo(samples.dtype)
-        return (samples.astype(np.float32) / float(max(abs(info.min), info.max))).astype(np.float32)
-    return samples.astype(np.float32)
+        """Stop reading; safe twice, before the first read and from another thread (see
+        :class:`~emotiond.sources.demux.Demuxer`)."""
+        self._demux.close()
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ import numpy as np
 
 from emotiond.errors import SourceError
 from emotiond.session_layout import FRAMES_FILE, MEDIA_FILE, METADATA_FILE, PREDICTIONS_FILE, is_session  # noqa: F401
-from emotiond.sources.media import to_float32
+from emotiond.sources.demux import Demuxer, audio_samples
 from emotiond.sources.base import Item, SourceInfo
 from emotiond.types import AudioChunk, VideoFrame
 
@@ -126,9 +125,6 @@ class SessionSource:
         self.late_drop = float(late_drop)
         self.metadata = md = read_metadata(self.path)
         self.warnings: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # close() vs the first read
-        self._closed_container = False
         status = md.get("status")
         self.interrupted = status == "recording" and _process_gone(md)
         self.in_progress = status == "recording" and not self.interrupted
@@ -202,8 +198,9 @@ class SessionSource:
         self.frames_read = 0
         self.frames_dropped = 0  # realtime clock only: too late to show
         self.truncated = False
-        self._damaged: dict[str, tuple[int, str]] = {}  # stream type -> (count, first error)
-        self._iterating = False
+        self._demux = Demuxer(c, [self._v, self._a])
+        self._stop = self._demux.stop
+        self._damaged = self._demux.damaged  # stream type -> (count, first error)
 
     def _no_media(self, what: str) -> SourceError:
         if self.interrupted or self.in_progress:
@@ -234,45 +231,22 @@ class SessionSource:
     def _decoded(self) -> Iterator[Item]:
         import av
 
-        streams = [s for s in (self._v, self._a) if s is not None]
         t0 = self.t0
         index = 0
         last_vt = -np.inf
         try:
-            for packet in self._container.demux(streams):
-                if self._stop.is_set():
-                    return
-                try:
-                    frames = packet.decode()
-                except av.error.EOFError:
-                    return
-                except av.error.FFmpegError as exc:
-                    if packet.pts is None and packet.size == 0:
-                        continue
-                    kind = packet.stream.type
-                    n, first = self._damaged.get(kind, (0, exc.strerror or str(exc)))
-                    self._damaged[kind] = (n + 1, first)
+            for fr in self._demux.read():
+                if fr.pts is None:
                     continue
-                for fr in frames:
-                    if fr.pts is None:
-                        continue
-                    t = t0 + float(fr.pts * fr.time_base)
-                    if isinstance(fr, av.VideoFrame):
-                        if t <= last_vt:
-                            t = last_vt + 1e-6
-                        last_vt = t
-                        yield VideoFrame(index=self._original_index(index), t=t, image=fr.to_ndarray(format="rgb24"))
-                        index += 1
-                    else:
-                        x = fr.to_ndarray()
-                        if x.ndim == 2 and fr.format.is_planar:
-                            x = x[0] if x.shape[0] == 1 else x.T
-                        elif x.ndim == 2:
-                            ch = len(fr.layout.channels)
-                            x = x.reshape(-1) if ch == 1 else x.reshape(-1, ch)
-                        if x.dtype != np.float32:
-                            x = to_float32(x)
-                        yield AudioChunk(t=t, samples=np.ascontiguousarray(x), rate=fr.sample_rate)
+                t = t0 + float(fr.pts * fr.time_base)
+                if isinstance(fr, av.VideoFrame):
+                    if t <= last_vt:
+                        t = last_vt + 1e-6
+                    last_vt = t
+                    yield VideoFrame(index=self._original_index(index), t=t, image=fr.to_ndarray(format="rgb24"))
+                    index += 1
+                else:
+                    yield AudioChunk(t=t, samples=audio_samples(fr), rate=fr.sample_rate)
             self._check_complete(index)
         except av.error.EOFError:
             self._check_complete(index)
@@ -338,41 +312,22 @@ class SessionSource:
         pacer = None
         if self.clock == "realtime":  # the one pacing policy, dropping late frames like the live run
             pacer = Pacer(video=self._v is not None, late_drop=self.late_drop, max_behind=None, stop=self._stop)
-        with self._lock:
-            if self._stop.is_set():  # closed before the first read: nothing to deliver
+        for item in self._merged():
+            if self._stop.is_set():
                 return
-            self._iterating = True
-        try:
-            for item in self._merged():
+            if pacer is not None and not pacer.wait(item):
                 if self._stop.is_set():
                     return
-                if pacer is not None and not pacer.wait(item):
-                    if self._stop.is_set():
-                        return
-                    self.frames_dropped = pacer.dropped
-                    continue
-                if isinstance(item, VideoFrame):
-                    self.frames_read += 1
-                yield item
-        finally:
-            self._close_container()
-
-    def _close_container(self) -> None:
-        if self._closed_container:
-            return
-        self._closed_container = True
-        try:
-            self._container.close()
-        except Exception:
-            pass
+                self.frames_dropped = pacer.dropped
+                continue
+            if isinstance(item, VideoFrame):
+                self.frames_read += 1
+            yield item
 
     def close(self) -> None:
-        """Stop the replay; safe twice and from another thread (the reading thread closes the file)."""
-        with self._lock:
-            self._stop.set()
-            if self._iterating:
-                return  # the reading thread closes the file at its next packet
-        self._close_container()
+        """Stop the replay; safe twice, before the first read and from another thread (the
+        reading thread closes the file, see :class:`~emotiond.sources.demux.Demuxer`)."""
+        self._demux.close()
 
     def stats(self) -> dict:
         return {
