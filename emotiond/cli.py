@@ -47,6 +47,7 @@ def _config_from_args(args):
         "face.max_faces": getattr(args, "max_faces", None),
         "fusion.smoothing_tau": getattr(args, "smoothing", None),
         "models_dir": getattr(args, "models_dir", None),
+        "gui.log": getattr(args, "gui_log", None),
     }
     if getattr(args, "no_voice", False):
         overrides["voice.enabled"] = False
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", default="auto",
                    help="video/audio file, image, recorded session folder, `camera[:N]`, `demo`, "
                    "or `auto` (default: the camera when present, else the demo clip)")
+    p.add_argument("--log", metavar="FILE", dest="gui_log",
+                   help="append every result to FILE (.jsonl or .csv, the log `emotiond run --log` writes; "
+                   "never truncated); also the setting gui.log")
     _add_common(p)
 
     p = sub.add_parser("replay", help="replay a recorded session through the engine")

@@ -81,6 +81,10 @@ class RecordConfig(_Section):
     fragment_seconds: float = Field(0.5, gt=0.0, le=10.0, description="MP4 fragment interval: about the most media a crash (kill -9) can lose")
 
 
+class GuiConfig(_Section):
+    log: Path | None = Field(None, description="the window appends every result to this .jsonl/.csv log (never truncated); None = no log")
+
+
 class Config(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EMOTIOND_",
@@ -98,6 +102,7 @@ class Config(BaseSettings):
     fusion: FusionConfig = FusionConfig()
     capture: CaptureConfig = CaptureConfig()
     record: RecordConfig = RecordConfig()
+    gui: GuiConfig = GuiConfig()
 
     @classmethod
     def settings_customise_sources(

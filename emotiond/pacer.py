@@ -57,6 +57,7 @@ class Pacer:
         self._paused_at: float | None = None
         self.dropped = 0  # frames dropped for being later than late_drop
         self.slid = 0.0  # seconds the anchor slid because the pipeline was slower than the media
+        self.max_late = 0.0  # the most a frame was released after its time: ~0 when the machine kept up
 
     # -- control (any thread) ---------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
@@ -101,6 +102,7 @@ class Pacer:
             delay = wall0 + (item.t - media0) - now
             if delay <= 0:
                 late = -delay
+                self.max_late = max(self.max_late, late)
                 if self.late_drop is not None and is_frame and late > self.late_drop:
                     self.dropped += 1
                     return False

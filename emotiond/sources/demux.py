@@ -3,7 +3,8 @@ and the session reader (:mod:`emotiond.sources.session`).
 
 :class:`Demuxer` owns one input container and what is easy to get wrong around it:
 
-* ``read()`` demuxes and decodes the chosen streams; a damaged packet is skipped and
+* ``read()`` demuxes and decodes the chosen streams (from ``seek_to`` when set: the
+  keyframe at or before it); a damaged packet is skipped and
   counted per stream type (``damaged``), a decoder flush packet's error is ignored, an
   end-of-file from a decoder ends the reading;
 * closing is safe from any thread and at any time: before the first read (nothing is read
@@ -49,6 +50,7 @@ class Demuxer:
         self._lock = threading.Lock()
         self._reading = False
         self._closed = False
+        self.seek_to: float | None = None  # container time (s) the next read() starts at (a seek)
 
     def read(self) -> Iterator:
         """Decoded frames (``av.VideoFrame`` / ``av.AudioFrame``) in demux order, until the
@@ -61,6 +63,8 @@ class Demuxer:
                 return
             self._reading = True
         try:
+            if self.seek_to:  # from the keyframe at or before it; the caller drops what precedes the target
+                self.container.seek(int(self.seek_to * av.time_base), backward=True)
             for packet in self.container.demux(self.streams):
                 if self.stop.is_set():
                     return

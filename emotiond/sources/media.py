@@ -84,6 +84,14 @@ class MediaFileSource:
         self._notes: list[str] = []
         self._demux = Demuxer(c, [self._v, self._a])
         self._damaged = self._demux.damaged  # stream type -> (count, first error)
+        self._start: float | None = None
+
+    def seek(self, t: float) -> None:
+        """Start :meth:`items` at media time ``t`` (seconds): the first video frame is the one
+        shown at ``t`` (decoded from the keyframe before it, earlier frames dropped), audio
+        from the chunk that contains ``t``.  Call before reading."""
+        self._start = max(0.0, float(t))
+        self._demux.seek_to = self._start
 
     @property
     def warnings(self) -> list[str]:
@@ -102,6 +110,10 @@ class MediaFileSource:
         index = 0
         last_t = -np.inf
         audio_next = 0.0
+        start = self._start
+        rate = (self._v.guessed_rate or self._v.average_rate) if self._v is not None else None
+        fps = float(rate) if rate else (self.info.fps or 30.0)
+        seeking = bool(start)
         try:
             for frame in self._demux.read():
                 if isinstance(frame, av.VideoFrame):
@@ -109,6 +121,11 @@ class MediaFileSource:
                     t = frame.time if frame.time is not None else max(0.0, last_t) + 1.0 / (self.info.fps or 30.0)
                     if t <= last_t:  # a broken or duplicated timestamp: keep time monotonic
                         t = last_t + 1e-3
+                    if seeking:
+                        if t + 1.0 / fps <= start + 1e-3:
+                            continue  # before the seek target: the frame shown at `start` comes later
+                        seeking = False
+                        index = int(round(t * fps))  # frame numbers as from the start (nominal rate)
                     last_t = t
                     image = frame.to_ndarray(format="rgb24")
                     rot = getattr(frame, "rotation", 0) or 0
@@ -118,6 +135,8 @@ class MediaFileSource:
                     samples = audio_samples(frame)
                     t = frame.time if frame.time is not None else audio_next  # no timestamp: contiguous
                     audio_next = t + samples.shape[0] / frame.sample_rate
+                    if start and audio_next <= start:
+                        continue
                     yield AudioChunk(t=float(t), samples=samples, rate=frame.sample_rate)
             self._check_complete(index, last_t)
         except av.error.EOFError:
@@ -129,7 +148,7 @@ class MediaFileSource:
     def _check_complete(self, frames: int, last_t: float) -> None:
         """A file cut short (its index still promising more) ends without an error from
         FFmpeg: compare with what the container announced and say so."""
-        if self._demux.stop.is_set() or self._v is None:
+        if self._demux.stop.is_set() or self._v is None or self._start:
             return
         expected, duration = self.info.frame_count, self.info.duration
         short_frames = expected is not None and frames < 0.9 * expected - 1

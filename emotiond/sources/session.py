@@ -201,6 +201,13 @@ class SessionSource:
         self._demux = Demuxer(c, [self._v, self._a])
         self._stop = self._demux.stop
         self._damaged = self._demux.damaged  # stream type -> (count, first error)
+        self._start: float | None = None
+
+    def seek(self, t: float) -> None:
+        """Start :meth:`items` at session time ``t`` (the items' clock, from ``t0``): the
+        video frame shown at ``t`` first, earlier items dropped.  Call before reading."""
+        self._start = max(self.t0, float(t))
+        self._demux.seek_to = self._start - self.t0
 
     def _no_media(self, what: str) -> SourceError:
         if self.interrupted or self.in_progress:
@@ -234,6 +241,8 @@ class SessionSource:
         t0 = self.t0
         index = 0
         last_vt = -np.inf
+        start = self._start if self._start is not None and self._start > t0 else None
+        fps = self.info.fps or 30.0
         try:
             for fr in self._demux.read():
                 if fr.pts is None:
@@ -242,11 +251,18 @@ class SessionSource:
                 if isinstance(fr, av.VideoFrame):
                     if t <= last_vt:
                         t = last_vt + 1e-6
+                    if start is not None and last_vt == -np.inf:
+                        if t + 1.0 / fps <= start + 1e-3:
+                            continue  # before the seek target: the frame shown at `start` comes later
+                        index = int(round((t - t0) * fps))  # the recorded frame count at t (nominal rate)
                     last_vt = t
                     yield VideoFrame(index=self._original_index(index), t=t, image=fr.to_ndarray(format="rgb24"))
                     index += 1
                 else:
-                    yield AudioChunk(t=t, samples=audio_samples(fr), rate=fr.sample_rate)
+                    samples = audio_samples(fr)
+                    if start is not None and t + samples.shape[0] / fr.sample_rate <= start:
+                        continue
+                    yield AudioChunk(t=t, samples=samples, rate=fr.sample_rate)
             self._check_complete(index)
         except av.error.EOFError:
             self._check_complete(index)
@@ -262,7 +278,7 @@ class SessionSource:
         for kind, (n, first) in self._damaged.items():
             self.warnings.append(f"skipped {n} damaged {kind} packet{'s' if n > 1 else ''} ({first})")
         self._damaged.clear()
-        expected = self.info.frame_count if self.only is None else None
+        expected = self.info.frame_count if self.only is None and self._start is None else None
         if self._stop.is_set() or not expected or self._v is None or frames >= expected:
             return
         self.truncated = True
