@@ -10,7 +10,7 @@ The only package of emotiond that imports Qt (an import-linter contract in
   pyqtgraph takes ~0.5 s to import, after the first frame is on screen);
 * :mod:`emotiond.gui.main_window` — the window, its controls and the 30 Hz poll;
 * :mod:`emotiond.gui.app` — ``main()``: QApplication, error hooks, event loop;
-* :mod:`emotiond.gui.screenshot` — ``python -m emotiond.gui.screenshot`` (docs/screenshot.png).
+* :mod:`emotiond.gui.screenshot` — ``python -m emotiond.gui.screenshot`` (docs/screenshots/).
 
 This module itself imports nothing heavy, so ``emotiond.cli`` may ask it whether a GUI
 can be shown without paying for Qt.

@@ -28,6 +28,8 @@ PANEL = "#2b2d31"
 TEXT = "#e8eaed"
 MUTED = "#9aa0a6"
 SPEECH_ON = "#66bb6a"
+FOCUS = "#8ab4f8"  # the keyboard-focus ring
+SELECTED = "#ffffff"  # the selected face's box
 
 BASE_POINT_SIZE = 11  # the application font; widgets scale from it
 TIMELINE_SECONDS = 60.0
@@ -53,4 +55,12 @@ QComboBox QAbstractItemView {{ background: {PANEL}; color: {TEXT}; selection-bac
 QSlider::groove:horizontal {{ height: 4px; background: #5f6368; border-radius: 2px; }}
 QSlider::handle:horizontal {{ width: 14px; margin: -6px 0; border-radius: 7px; background: {TEXT}; }}
 QToolTip {{ background: {PANEL}; color: {TEXT}; border: 1px solid #5f6368; }}
+QPushButton:focus, QToolButton:focus, QComboBox:focus, QListWidget:focus, QTableWidget:focus,
+QSpinBox:focus, QDoubleSpinBox:focus, QLineEdit:focus, QCheckBox:focus {{ border: 2px solid {FOCUS}; }}
+QSlider:focus {{ border: 1px solid {FOCUS}; border-radius: 3px; }}
+QMenuBar {{ background: {PANEL}; }}
+QMenuBar::item:selected, QMenu::item:selected {{ background: #5f6368; }}
+QMenu {{ background: {PANEL}; border: 1px solid #5f6368; }}
+QTableWidget {{ gridline-color: #45484c; }}
+QHeaderView::section {{ background: {PANEL}; color: {TEXT}; border: none; padding: 4px; }}
 """

@@ -8,7 +8,7 @@ would otherwise delay the window.  Points that arrive before are kept in the buf
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from emotiond.gui import style
@@ -17,45 +17,79 @@ from emotiond.labels import EMOTIONS
 
 
 class TimelineBuffer:
-    """A growing-then-trimmed store of (t, probs[7], valence, arousal), NaN where no result."""
+    """A growing-then-trimmed store of (t, probs[7], valence, arousal), NaN where no result:
+    the fused result, or with ``selected`` (a track id) that face's own distribution."""
 
     def __init__(self, seconds: float = style.TIMELINE_SECONDS, capacity: int = 4096):
         self.seconds = seconds
         self.t = np.empty(0)
         self.values = np.empty((0, len(EMOTIONS) + 2))  # probs..., valence, arousal
+        self.points: list[TimelinePoint] = []  # what t / values are built from
+        self.selected: int | None = None
         self._pending: list[TimelinePoint] = []
         self._capacity = capacity
+        self._dirty = False
 
     def add(self, points: list[TimelinePoint]) -> None:
         self._pending.extend(points)
 
+    def select(self, track_id: int | None) -> None:
+        if track_id != self.selected:
+            self.selected = track_id
+            self._dirty = True
+
+    def _row(self, p: TimelinePoint, out: np.ndarray) -> None:
+        from emotiond.labels import valence_arousal
+
+        n = len(EMOTIONS)
+        if self.selected is None:
+            if p.probs is not None:
+                out[:n] = p.probs
+            out[n], out[n + 1] = p.valence, p.arousal
+        elif p.faces and self.selected in p.faces:
+            probs = p.faces[self.selected]
+            out[:n] = probs
+            out[n], out[n + 1] = valence_arousal(probs)
+
     def flush(self) -> bool:
         """Move pending points into the arrays; keep one minute (plus a margin).  True if any."""
-        if not self._pending:
+        if not self._pending and not self._dirty:
             return False
         pts, self._pending = self._pending, []
+        if pts and self.points and pts[0].t < self.points[-1].t - 1.0:  # time went back: a new source or a seek
+            self.points = []
+        self.points.extend(pts)
+        if self.points:
+            last = self.points[-1].t
+            k = 0
+            while k < len(self.points) and self.points[k].t < last - self.seconds * 1.1:
+                k += 1
+            k = max(k, len(self.points) - self._capacity)  # very high result rates: keep the newest
+            if k > 0:
+                del self.points[:k]
+        if self._dirty:  # the selection changed: rebuild every row
+            self._dirty = False
+            pts = self.points
+            self.t, self.values = np.empty(0), np.empty((0, len(EMOTIONS) + 2))
         n = len(EMOTIONS)
-        t = np.fromiter((p.t for p in pts), float, len(pts))
         rows = np.full((len(pts), n + 2), np.nan)
         for i, p in enumerate(pts):
-            if p.probs is not None:
-                rows[i, :n] = p.probs
-            rows[i, n] = p.valence
-            rows[i, n + 1] = p.arousal
-        if self.t.size and t[0] < self.t[-1] - 1.0:  # time went back: a new source or a replay
-            self.clear()
+            self._row(p, rows[i])
+        t = np.fromiter((p.t for p in pts), float, len(pts))
+        if self.t.size and t.size and t[0] < self.t[-1] - 1.0:
+            self.t, self.values = np.empty(0), np.empty((0, n + 2))
         self.t = np.concatenate([self.t, t])
         self.values = np.concatenate([self.values, rows])
-        keep = self.t >= self.t[-1] - self.seconds * 1.1
-        if len(self.t) > self._capacity:  # very high result rates: keep the newest
-            keep[: len(self.t) - self._capacity] = False
-        if not keep.all():
-            self.t, self.values = self.t[keep], self.values[keep]
+        if self.t.size > len(self.points):  # trimmed above: keep the same newest rows
+            drop = self.t.size - len(self.points)
+            self.t, self.values = self.t[drop:], self.values[drop:]
         return True
 
     def clear(self) -> None:
         self.t = np.empty(0)
         self.values = np.empty((0, len(EMOTIONS) + 2))
+        self.points = []
+        self._pending = []
 
     @property
     def span(self) -> tuple[float, float] | None:
@@ -63,10 +97,14 @@ class TimelineBuffer:
 
 
 class Timeline(QWidget):
+    """Clicking the plot asks to play from that time (``seek_requested``)."""
+
+    seek_requested = Signal(float)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.buffer = TimelineBuffer()
-        self.setMinimumHeight(190)
+        self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
@@ -140,12 +178,35 @@ class Timeline(QWidget):
             legends[0].addItem(self._curves[name], name)
         for name in ("valence", "arousal"):
             legends[1].addItem(self._curves[name], name)
+        va.setMinimumWidth(150)  # never collapses beside the emotion plot
+        glw.setMinimumWidth(380)
         self._emotion_plot, self._va_plot = emo, va
+        glw.scene().sigMouseClicked.connect(self._on_click)
+        glw.setToolTip("Click to play from that moment (files and recorded sessions)")
         self._layout.removeWidget(self._placeholder)
         self._placeholder.deleteLater()
         self._layout.addWidget(glw)
         self._plot = glw
         self.redraw(force=True)
+
+    def select(self, track_id: int | None) -> None:
+        """Show the fused result (None) or one face's own distribution."""
+        self.buffer.select(track_id)
+        if self._emotion_plot is not None:
+            title = "fused p" if track_id is None else f"face #{track_id} p"
+            self._emotion_plot.setLabel("left", title, color=style.TEXT, size=f"{style.BASE_POINT_SIZE - 1}pt")
+        self.redraw(force=True)
+
+    def time_at(self, scene_pos) -> float | None:
+        for plot in (self._emotion_plot, self._va_plot):
+            if plot is not None and plot.vb.sceneBoundingRect().contains(scene_pos):
+                return float(plot.vb.mapSceneToView(scene_pos).x())
+        return None
+
+    def _on_click(self, event) -> None:
+        t = self.time_at(event.scenePos())
+        if t is not None and self.buffer.span is not None:
+            self.seek_requested.emit(max(0.0, t))
 
     def redraw(self, force: bool = False) -> bool:
         """Take the pending points and redraw (only when built).  True if anything changed."""

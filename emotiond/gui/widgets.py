@@ -42,6 +42,7 @@ class FaceBox:
     label: str | None
     confidence: float | None
     speaking: bool
+    primary: bool = False  # the face the fused result speaks for
 
     @property
     def caption(self) -> str:
@@ -64,14 +65,65 @@ def face_boxes(result: FrameResult | None, speech_threshold: float) -> list[Face
         if f.emotion is not None:
             k = int(np.argmax(f.emotion))
             label, conf = EMOTIONS[k], float(f.emotion[k])
-        boxes.append(FaceBox(f.track_id, tuple(map(float, f.bbox)), label, conf, speaking and f is primary))
+        boxes.append(FaceBox(f.track_id, tuple(map(float, f.bbox)), label, conf, speaking and f is primary, f is primary))
     return boxes
 
 
+def face_count_text(result: FrameResult | None, max_faces: int) -> str:
+    """What the overlay's corner says about how many faces there are."""
+    if result is None or not result.faces:
+        return ""
+    n = len(result.faces)
+    m = sum(f.emotion is not None for f in result.faces)
+    text = f"{n} face{'s' if n != 1 else ''}" + (f" ({m} analysed)" if m != n else "")
+    if n >= max_faces:
+        text += f" — the limit (max faces {max_faces}): more may be present, raise it in Settings"
+    return text
+
+
+def layout_captions(boxes: list[QRectF], sizes: list[tuple[float, float]], bounds: QRectF, gap: float = 3.0) -> list[QRectF]:
+    """Where each box's caption goes: above its box (below when there is no room), kept
+    inside ``bounds`` and moved down until it overlaps no caption placed before it."""
+    placed: list[QRectF] = []
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i].top(), boxes[i].left()))
+    out: list[QRectF | None] = [None] * len(boxes)
+    for i in order:
+        r, (w, h) = boxes[i], sizes[i]
+        w = min(w, bounds.width())
+        x = min(max(r.left() - 1.5, bounds.left()), bounds.right() - w)
+        candidates = [r.top() - h - gap, r.bottom() + gap, r.top() + gap]
+        pill = None
+        for y in candidates:
+            y = min(max(y, bounds.top()), bounds.bottom() - h)
+            trial = QRectF(x, y, w, h)
+            if not any(trial.intersects(q) for q in placed):
+                pill = trial
+                break
+        if pill is None:  # everything near the box is taken: go down (then up) until free
+            y = min(max(candidates[0], bounds.top()), bounds.bottom() - h)
+            pill = QRectF(x, y, w, h)
+            for step in range(1, 200):
+                for sign in (1, -1):
+                    yy = y + sign * step * (h / 2)
+                    if bounds.top() <= yy <= bounds.bottom() - h:
+                        trial = QRectF(x, yy, w, h)
+                        if not any(trial.intersects(q) for q in placed):
+                            pill = trial
+                            break
+                else:
+                    continue
+                break
+        placed.append(pill)
+        out[i] = pill
+    return out  # type: ignore[return-value]
+
+
 class VideoView(QWidget):
-    """The newest frame, scaled to fit, with a box, id, emotion and confidence per face."""
+    """The newest frame, scaled to fit, with a box, id, emotion and confidence per face.
+    Clicking a face selects it (``face_clicked``: its track id, -1 for none)."""
 
     first_frame_shown = Signal()
+    face_clicked = Signal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -84,6 +136,10 @@ class VideoView(QWidget):
         self._placeholder = "No source"
         self._shown_first = False
         self.frames_painted = 0
+        self.selected: int | None = None  # track id drawn as selected
+        self.corner_text = ""  # "N faces (M analysed)"
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Click a face to show its result in the panels; click elsewhere for the largest face")
 
     def sizeHint(self) -> QSize:
         return QSize(800, 450)
@@ -138,7 +194,19 @@ class VideoView(QWidget):
         target, _ = self._target()
         p.drawImage(target, self._image)
         for box in self._boxes:
-            self._paint_box(p, box, target)
+            self._paint_box(p, box)
+        for box, pill in zip(self._boxes, self.caption_rects()):
+            self._paint_caption(p, box, pill)
+        if self.corner_text:
+            p.setFont(_font(style.BASE_POINT_SIZE, bold=True))
+            fm = p.fontMetrics()
+            text = fm.elidedText(self.corner_text, Qt.TextElideMode.ElideRight, int(target.width() - 16))
+            r = QRectF(target.left() + 6, target.bottom() - fm.height() - 10, fm.horizontalAdvance(text) + 12, fm.height() + 6)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(_qcolor(style.BACKGROUND, 215))
+            p.drawRoundedRect(r, 5, 5)
+            p.setPen(QColor(style.TEXT))
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
         p.end()
         self.frames_painted += 1
         if not self._shown_first:
@@ -151,33 +219,56 @@ class VideoView(QWidget):
         x0, y0, x1, y1 = box.bbox
         return QRectF(target.left() + x0 * s, target.top() + y0 * s, (x1 - x0) * s, (y1 - y0) * s)
 
-    def _paint_box(self, p: QPainter, box: FaceBox, target: QRectF) -> None:
+    def caption_rects(self) -> list[QRectF]:
+        """Where each face's caption is drawn (widget coordinates): inside the picture,
+        never overlapping another caption."""
+        if self._image is None or not self._boxes:
+            return []
+        from PySide6.QtGui import QFontMetricsF
+
+        fm = QFontMetricsF(_font(style.BASE_POINT_SIZE + 1, bold=True))
+        sizes = [(fm.horizontalAdvance(b.caption) + 16, fm.height() + 6) for b in self._boxes]
+        target, _ = self._target()
+        return layout_captions([self.box_rect(b) for b in self._boxes], sizes, target)
+
+    def face_at(self, x: float, y: float) -> FaceBox | None:
+        """The face whose box (or caption) is at widget point (x, y); the smallest box wins."""
+        hits = [b for b, pill in zip(self._boxes, self.caption_rects())
+                if self.box_rect(b).contains(QPointF(x, y)) or pill.contains(QPointF(x, y))]
+        return min(hits, key=lambda b: (b.bbox[2] - b.bbox[0]) * (b.bbox[3] - b.bbox[1]), default=None)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._image is not None:
+            box = self.face_at(event.position().x(), event.position().y())
+            self.face_clicked.emit(box.track_id if box is not None else -1)
+        super().mousePressEvent(event)
+
+    def _paint_box(self, p: QPainter, box: FaceBox) -> None:
         r = self.box_rect(box)
         color = QColor(style.color_for(box.label))
         p.setBrush(Qt.BrushStyle.NoBrush)
         if box.speaking:  # a soft halo around the speaker's box
             p.setPen(QPen(_qcolor(style.SPEECH_ON, 110), 9))
             p.drawRoundedRect(r.adjusted(-3, -3, 3, 3), 6, 6)
+        if self.selected is not None and box.track_id == self.selected:  # a white outline: the panels show this face
+            p.setPen(QPen(QColor(style.SELECTED), 2, Qt.PenStyle.DashLine))
+            p.drawRoundedRect(r.adjusted(-5, -5, 5, 5), 6, 6)
         p.setPen(QPen(color, 3))
         p.drawRoundedRect(r, 4, 4)
+        if box.speaking:
+            self._paint_speaking(p, r)
 
-        # caption pill above the box (below it when the box touches the top)
+    def _paint_caption(self, p: QPainter, box: FaceBox, pill: QRectF) -> None:
+        color = QColor(style.color_for(box.label))
         p.setFont(_font(style.BASE_POINT_SIZE + 1, bold=True))
-        fm = p.fontMetrics()
-        text = box.caption
-        tw, th = fm.horizontalAdvance(text) + 14, fm.height() + 6
-        top = r.top() - th - 3 if r.top() - th - 3 >= target.top() else r.bottom() + 3
-        pill = QRectF(r.left() - 1.5, top, tw, th)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(_qcolor(style.BACKGROUND, 215))
+        p.setBrush(_qcolor(style.BACKGROUND, 225))
         p.drawRoundedRect(pill, 5, 5)
         p.setBrush(color)
         p.drawRoundedRect(QRectF(pill.left(), pill.top(), 5, pill.height()), 2, 2)
         p.setPen(QColor(style.TEXT))
+        text = p.fontMetrics().elidedText(box.caption, Qt.TextElideMode.ElideRight, int(pill.width() - 12))
         p.drawText(pill.adjusted(9, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
-
-        if box.speaking:
-            self._paint_speaking(p, r)
 
     def _paint_speaking(self, p: QPainter, r: QRectF) -> None:
         """A loudspeaker glyph and "speaking" at the box's top-right corner."""
@@ -222,7 +313,7 @@ class ProbabilityBars(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(300, 300)
+        self.setMinimumSize(280, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._fused: np.ndarray | None = None
         self._face: np.ndarray | None = None
@@ -232,6 +323,9 @@ class ProbabilityBars(QWidget):
         self._confidence = 0.0
         self._va: tuple[float, float] | None = None
         self._note = "waiting for the first result"
+        self.whose = ""  # what the panel shows: whose result, fused and smoothed or one face's own
+        self.selected: int | None = None  # the face shown (its own face-model result), None: fused
+        self.smoothing = 0.0
 
     def sizeHint(self) -> QSize:
         return QSize(420, 380)
@@ -250,7 +344,40 @@ class ProbabilityBars(QWidget):
         self._note = text
         self.update()
 
-    def set_result(self, result: FrameResult | None) -> None:
+    def set_result(self, result: FrameResult | None, selected: int | None = None, smoothing: float | None = None) -> None:
+        """Show ``result``'s fused distribution (the primary face's), or with ``selected`` (a
+        track id present in the result) that face's: its own fusion with the voice
+        (``FrameResult.fused_by_track``) when the engine gives one, else its face model alone."""
+        if smoothing is not None:
+            self.smoothing = float(smoothing)
+        face = None
+        if result is not None and selected is not None:
+            face = next((f for f in result.faces if f.track_id == selected and f.emotion is not None), None)
+        self.selected = selected if face is not None else None
+        if face is not None:
+            from emotiond.labels import valence_arousal
+
+            own = (getattr(result, "fused_by_track", None) or {}).get(selected)
+            face_probs = np.asarray(face.emotion, dtype=np.float64)
+            self._face = face_probs
+            self._voice = None if result.voice is None or not np.any(result.voice) else np.asarray(result.voice)
+            if own is not None:
+                self._fused = np.asarray(own.probs, dtype=np.float64)
+                self._label, self._confidence = own.label, float(own.confidence)
+                self._shares = {k: float(v) for k, v in own.shares.items()}
+                self._va = (float(own.valence), float(own.arousal))
+                sm = f"smoothed over {self.smoothing:.1f} s" if self.smoothing > 0 else "not smoothed"
+                with_voice = " + voice" if "voice" in self._shares else ""
+                self.whose = f"face #{selected} (selected){with_voice} — fused, {sm}"
+            else:
+                k = int(np.argmax(face_probs))
+                self._fused, self._label, self._confidence = face_probs, EMOTIONS[k], float(face_probs[k])
+                self._shares = {"face": 1.0}
+                self._va = tuple(float(v) for v in valence_arousal(face_probs))
+                self._voice = None
+                self.whose = f"face #{selected} (selected) — its face model alone, this frame, not smoothed"
+            self.update()
+            return
         fused = result.fused if result is not None else None
         if fused is None:
             self._fused = None
@@ -263,6 +390,12 @@ class ProbabilityBars(QWidget):
         primary = result.primary_face if result is not None else None
         self._face = None if primary is None else np.asarray(primary.emotion)
         self._voice = None if result is None or result.voice is None or not np.any(result.voice) else np.asarray(result.voice)
+        if fused is None:
+            self.whose = ""
+        else:
+            parts = ([f"face #{primary.track_id}"] if primary is not None else []) + (["voice"] if "voice" in self._shares else [])
+            sm = f"smoothed over {self.smoothing:.1f} s" if self.smoothing > 0 else "not smoothed"
+            self.whose = f"fused: {' + '.join(parts) or 'no evidence'} — {sm}"
         self.update()
 
     # painting ------------------------------------------------------------------------
@@ -293,7 +426,12 @@ class ProbabilityBars(QWidget):
         else:
             sub = self._note
         p.drawText(QRectF(pad, y, W - 2 * pad, fm.height()), Qt.AlignmentFlag.AlignLeft, sub)
-        y += fm.height() + 10
+        y += fm.height() + 2
+        if self._fused is not None and self.whose:  # whose result this is, and whether it is smoothed
+            p.setPen(QColor(style.SELECTED if self.selected is not None else style.MUTED))
+            whose = fm.elidedText(self.whose, Qt.TextElideMode.ElideRight, int(W - 2 * pad))
+            p.drawText(QRectF(pad, y, W - 2 * pad, fm.height()), Qt.AlignmentFlag.AlignLeft, whose)
+        y += fm.height() + 8
 
         # share bar: how much each modality contributed
         y = self._paint_shares(p, pad, y, W - 2 * pad) + 12
@@ -303,7 +441,7 @@ class ProbabilityBars(QWidget):
         pct_w = fm.horizontalAdvance("100%") + 8
         rows = len(EMOTIONS)
         legend_h = fm.height() + 6
-        row_h = max(18.0, min(34.0, (H - y - pad - legend_h) / rows))
+        row_h = max(16.0, min(34.0, (H - y - pad - legend_h) / rows))
         bar_x, bar_w = pad + label_w, W - 2 * pad - label_w - pct_w
         for i, name in enumerate(EMOTIONS):
             ry = y + i * row_h
@@ -415,6 +553,13 @@ class LevelMeter(QWidget):
             self.peak = max(self.FLOOR, self.peak - 12.0 * dt)
         self.update()
 
+    def reset(self) -> None:
+        """A new source: nothing measured yet."""
+        self.level = self.peak = self.speech = None
+        self.speaking = False
+        self.set_available(True)
+        self.set_voice(True)
+
     def set_voice(self, on: bool, why: str = "") -> None:
         self.voice = on
         self.setToolTip("" if on else f"Speech detection is off: {why}")
@@ -460,7 +605,7 @@ class LevelMeter(QWidget):
         elif self.level is None:
             reading = "level —"
         else:
-            reading = f"{self.level:.0f} dBFS" if self.level >= self.FLOOR else f"below {self.FLOOR:.0f} dBFS (silence)"
+            reading = f"{self.level:.0f} dBFS" if self.level >= self.FLOOR else f"silence (< {self.FLOOR:.0f} dBFS)"
         p.setPen(QColor(style.TEXT))
         p.drawText(QRectF(pad, bar.bottom() + 2 + fm.height(), bar.width(), fm.height()), Qt.AlignmentFlag.AlignLeft, reading)
         # speech light
@@ -479,6 +624,160 @@ class LevelMeter(QWidget):
             p.setPen(QColor(style.MUTED))
             p.drawText(QRectF(light.left() - 10, light.bottom() + 2, light_w + 20, fm.height()), Qt.AlignmentFlag.AlignHCenter,
                        f"p = {self.speech:.2f}")
+        p.end()
+
+
+# -- valence / arousal circumplex ------------------------------------------------------
+class Circumplex(QWidget):
+    """Valence (x) and arousal (y) on Russell's circumplex: where each class sits, the
+    current point, and the trajectory of the last ``seconds`` (fading)."""
+
+    def __init__(self, seconds: float = 10.0, parent=None):
+        super().__init__(parent)
+        self.seconds = seconds
+        self.setMinimumSize(150, 110)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.trail: list[tuple[float, float, float]] = []  # (t, valence, arousal)
+        self.whose = "fused"
+        self.setToolTip("Valence (x, unpleasant → pleasant) and arousal (y, calm → excited): the shown result "
+                        "and its trajectory over the last 10 s (docs/fusion.md)")
+
+    def sizeHint(self) -> QSize:
+        return QSize(220, 200)
+
+    def clear(self) -> None:
+        self.trail = []
+        self.update()
+
+    def push(self, t: float, valence: float, arousal: float) -> None:
+        if not (math.isfinite(valence) and math.isfinite(arousal)):
+            return
+        if self.trail and t < self.trail[-1][0] - 1.0:  # time went back (a seek): start again
+            self.trail = []
+        self.trail.append((float(t), float(valence), float(arousal)))
+        cut = self.trail[-1][0] - self.seconds
+        while self.trail and self.trail[0][0] < cut:
+            self.trail.pop(0)
+        self.update()
+
+    def current(self) -> tuple[float, float] | None:
+        return (self.trail[-1][1], self.trail[-1][2]) if self.trail else None
+
+    def paintEvent(self, event) -> None:
+        from emotiond.labels import CIRCUMPLEX
+
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor(style.PANEL))
+        p.setFont(_font(style.BASE_POINT_SIZE - 1))
+        fm = p.fontMetrics()
+        pad = 8
+        size = max(40.0, min(self.width() - 2 * pad, self.height() - 2 * pad - fm.height()))
+        cx, cy = self.width() / 2, pad + fm.height() + size / 2
+        rad = size / 2
+
+        def at(v: float, a: float) -> QPointF:
+            return QPointF(cx + v * rad, cy - a * rad)
+
+        p.setPen(QColor(style.MUTED))
+        title = fm.elidedText(f"valence · arousal ({self.whose})", Qt.TextElideMode.ElideRight, self.width() - 8)
+        p.drawText(QRectF(0, 2, self.width(), fm.height()), Qt.AlignmentFlag.AlignHCenter, title)
+        p.setPen(QPen(QColor("#5f6368"), 1))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawEllipse(QPointF(cx, cy), rad, rad)
+        p.drawLine(at(-1, 0), at(1, 0))
+        p.drawLine(at(0, -1), at(0, 1))
+        # where each class's name goes beside its dot (angry, fear and disgust sit close together)
+        place = {"fear": "left", "angry": "above", "disgust": "below-left", "sad": "below", "happy": "below",
+                 "surprise": "above"}
+        for name, (v, a) in CIRCUMPLEX.items():
+            if name == "neutral":
+                continue
+            q = at(v, a)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(_qcolor(style.EMOTION_COLORS[name], 170))
+            p.drawEllipse(q, 3, 3)
+            p.setPen(_qcolor(style.EMOTION_COLORS[name], 220))
+            tw, th = fm.horizontalAdvance(name), fm.height()
+            where = place.get(name, "below")
+            x = {"left": q.x() - tw - 5, "below-left": q.x() - tw + 2}.get(where, q.x() - tw / 2)
+            y = {"above": q.y() - th - 3, "left": q.y() - th / 2}.get(where, q.y() + 3)
+            p.drawText(QRectF(x, y, tw + 2, th), Qt.AlignmentFlag.AlignLeft, name)
+        if self.trail:
+            t_end = self.trail[-1][0]
+            for (t0, v0, a0), (_, v1, a1) in zip(self.trail, self.trail[1:]):
+                alpha = int(40 + 200 * max(0.0, 1 - (t_end - t0) / self.seconds))
+                p.setPen(QPen(_qcolor(style.TEXT, alpha), 2))
+                p.drawLine(at(v0, a0), at(v1, a1))
+            _, v, a = self.trail[-1]
+            p.setPen(QPen(QColor(style.BACKGROUND), 2))
+            p.setBrush(QColor(style.TEXT))
+            p.drawEllipse(at(v, a), 6, 6)
+        p.end()
+
+
+# -- expression units (blendshapes) -----------------------------------------------------
+class ExpressionUnits(QWidget):
+    """The strongest facial expression units of the shown face: per-face action units
+    where the engine gives them (``FaceObservation.aus``), otherwise mediapipe's 52
+    blendshapes (ARKit names), which is what the engine logs today."""
+
+    TOP = 8
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumSize(170, 110)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.units: list[tuple[str, float]] = []
+        self.title = "expression units"
+
+    def sizeHint(self) -> QSize:
+        return QSize(240, 200)
+
+    def set_face(self, face, track_id: int | None) -> None:
+        if face is None:
+            self.units, self.title = [], "expression units — no face"
+            self.update()
+            return
+        aus = getattr(face, "aus", None)
+        if isinstance(aus, dict) and aus:
+            items, kind = [(str(k), float(v)) for k, v in aus.items()], "action units"
+        else:
+            from emotiond.face.landmarks import BLENDSHAPES
+
+            shapes = np.asarray(face.blendshapes, dtype=np.float64)
+            items = [(n, float(v)) for n, v in zip(BLENDSHAPES, shapes) if n != "_neutral"]
+            kind = "blendshapes"
+        self.units = sorted(items, key=lambda kv: -kv[1])[: self.TOP]
+        self.title = f"{kind} of face #{track_id}" if track_id is not None and track_id >= 0 else kind
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor(style.PANEL))
+        p.setFont(_font(style.BASE_POINT_SIZE - 1))
+        fm = p.fontMetrics()
+        pad = 8
+        W = self.width()
+        p.setPen(QColor(style.MUTED))
+        p.drawText(QRectF(pad, 2, W - 2 * pad, fm.height()), Qt.AlignmentFlag.AlignLeft,
+                   fm.elidedText(self.title, Qt.TextElideMode.ElideRight, int(W - 2 * pad)))
+        y = fm.height() + 6
+        rows = max(1, len(self.units))
+        row_h = max(12.0, min(22.0, (self.height() - y - pad) / rows))
+        name_w = min(W * 0.55, fm.horizontalAdvance("mouthSmileRight") + 8)
+        for name, v in self.units:
+            p.setPen(QColor(style.TEXT))
+            p.drawText(QRectF(pad, y, name_w, row_h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                       fm.elidedText(name, Qt.TextElideMode.ElideRight, int(name_w - 4)))
+            bar = QRectF(pad + name_w, y + row_h * 0.25, max(1.0, (W - 2 * pad - name_w)), row_h * 0.5)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor("#3c4043"))
+            p.drawRoundedRect(bar, 2, 2)
+            p.setBrush(QColor(style.MODALITY_COLORS["face"]))
+            p.drawRoundedRect(QRectF(bar.left(), bar.top(), bar.width() * min(1.0, max(0.0, v)), bar.height()), 2, 2)
+            y += row_h
         p.end()
 
 
@@ -507,6 +806,10 @@ class Banner(QFrame):
         self.action.hide()
         self._action_cb = None
         self.action.clicked.connect(self._on_action)
+        self.action2 = QPushButton()
+        self.action2.hide()
+        self._action2_cb = None
+        self.action2.clicked.connect(lambda: self._action2_cb() if self._action2_cb is not None else None)
         close = QToolButton()
         close.setText("✕")
         close.setToolTip("Dismiss")
@@ -516,10 +819,12 @@ class Banner(QFrame):
         row.setContentsMargins(12, 8, 8, 8)
         row.addLayout(text, 1)
         row.addWidget(self.action, 0, Qt.AlignmentFlag.AlignVCenter)
+        row.addWidget(self.action2, 0, Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, severity: str, message: str, hint: str | None = None, action: tuple[str, object] | None = None) -> None:
+    def show_message(self, severity: str, message: str, hint: str | None = None, action: tuple[str, object] | None = None,
+                     action2: tuple[str, object] | None = None) -> None:
         self.severity = severity
         bg, edge = self.COLORS[severity]
         self.setStyleSheet(f"QFrame#banner {{ background: {bg}; border-left: 5px solid {edge}; border-radius: 4px; }}"
@@ -535,6 +840,9 @@ class Banner(QFrame):
         else:
             self._action_cb = None
             self.action.hide()
+        self._action2_cb = action2[1] if action2 else None
+        self.action2.setText(action2[0] if action2 else "")
+        self.action2.setVisible(action2 is not None)
         self.show()
 
     def add_note(self, text: str) -> None:

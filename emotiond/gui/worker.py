@@ -43,6 +43,7 @@ class TimelinePoint:
     probs: np.ndarray | None  # fused distribution over EMOTIONS, None when there was no evidence
     valence: float
     arousal: float
+    faces: dict[int, np.ndarray] | None = None  # each analysed face's own distribution, by track id
 
 
 @dataclass
@@ -193,6 +194,125 @@ class Recording:
         return self.recorder.error or self.error
 
 
+class RunLog:
+    """Every result of what the window played since a source was opened (seeks included):
+    the records ``emotiond run`` logs (:func:`emotiond.sinks.to_record`), kept as JSON
+    lines (~0.5 kB per frame), for Export and the end-of-run summary; with ``path``, also
+    appended to that log as they come (``emotiond gui --log FILE``: never truncated).
+    A sink of the runner, written from its post thread."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path).expanduser() if path else None
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._file = None
+        self.error: EmotiondError | None = None
+        # the summary, kept up to date
+        self._last: tuple[float, str] | None = None
+        self.seconds: dict[str, float] = {}  # fused label ("none": no evidence) -> seconds
+        self._va = np.zeros(2)
+        self._n_va = 0
+        self.faces_seen: set[int] = set()
+        self.frames_with_face = 0
+        self.span: tuple[float, float] | None = None
+
+    def open_file(self) -> None:
+        """Open the user's log (append; raises a SinkError the window shows)."""
+        from emotiond.sinks import open_log
+
+        if self.path is not None and self._file is None:
+            self._file = open_log(self.path, "append")
+
+    def write(self, result: FrameResult) -> None:
+        import json
+
+        from emotiond.sinks import to_record
+
+        record = to_record(result)
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            self._lines.append(line)
+            self._count(result, record)
+        if self._file is not None and self.error is None:
+            try:
+                self._file.write(result)
+            except EmotiondError as exc:  # e.g. the disk is full: keep analysing, say so
+                self.error = exc
+
+    def _count(self, result: FrameResult, record: dict) -> None:
+        t = float(result.t)
+        label = record["label"] or "none"
+        if self._last is not None and t > self._last[0]:
+            dt = min(t - self._last[0], 1.0)  # a gap (a seek) does not count as time watched
+            self.seconds[self._last[1]] = self.seconds.get(self._last[1], 0.0) + dt
+        self._last = (t, label)
+        self.span = (t, t) if self.span is None else (min(self.span[0], t), max(self.span[1], t))
+        if record["valence"] is not None:
+            self._va += (record["valence"], record["arousal"])
+            self._n_va += 1
+        if result.faces:
+            self.frames_with_face += 1
+        self.faces_seen.update(f.track_id for f in result.faces if f.track_id >= 0)
+
+    def close(self) -> None:  # the runner does not close its sinks; the window does, once
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def export(self, path: str | Path) -> int:
+        """Write the log as JSONL or CSV (by the suffix), exactly as ``emotiond run --log``
+        writes it; returns the number of records.  The file dialog asked before replacing."""
+        import json
+
+        from emotiond.sinks import CSV_COLUMNS, _open_log, _write_error, csv_rows
+
+        path = Path(path)
+        lines = self.lines()
+        suffix = path.suffix.lower()
+        if suffix not in (".jsonl", ".ndjson", ".json", ".csv"):
+            raise EmotiondError(f"unknown log format {suffix or '(no extension)'} for {path}", "name the log *.jsonl or *.csv")
+        fh = _open_log(path, "overwrite", newline="" if suffix == ".csv" else None)
+        try:
+            if suffix == ".csv":
+                import csv
+
+                w = csv.writer(fh)
+                w.writerow(CSV_COLUMNS)
+                for line in lines:
+                    w.writerows([["" if v is None else v for v in row] for row in csv_rows(json.loads(line))])
+            else:
+                fh.writelines(line + "\n" for line in lines)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        finally:
+            fh.close()
+        return len(lines)
+
+    def summary(self) -> dict:
+        """Time per emotion, mean valence/arousal, faces seen (the end-of-run summary)."""
+        with self._lock:
+            seconds = dict(self.seconds)
+            total = sum(seconds.values())
+            return {
+                "results": len(self._lines),
+                "span": self.span,
+                "seconds": seconds,
+                "share": {k: (v / total if total else 0.0) for k, v in seconds.items()},
+                "dominant": max((k for k in seconds if k != "none"), key=seconds.get, default=None),
+                "valence": float(self._va[0] / self._n_va) if self._n_va else None,
+                "arousal": float(self._va[1] / self._n_va) if self._n_va else None,
+                "faces_seen": sorted(self.faces_seen),
+                "frames_with_face": self.frames_with_face,
+            }
+
+
 class AnalysisWorker:
     """Open a source, load the engine and run it, on a daemon thread.
 
@@ -201,7 +321,8 @@ class AnalysisWorker:
     GUI) or as fast as possible.
     """
 
-    def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True, models=None, sinks=()):
+    def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True, models=None, sinks=(),
+                 start: float | None = None, log: RunLog | None = None):
         """``models``: shared :class:`emotiond.models.Models` (kept open); ``sinks``: extra sinks
         the run writes to (closed by their owner)."""
         from emotiond.pacer import Pacer
@@ -211,6 +332,8 @@ class AnalysisWorker:
         self.pace = pace
         self.models = models
         self.extra_sinks = list(sinks)
+        self.start_at = start  # seek the source here first (files and sessions)
+        self.log = log if log is not None else RunLog()  # every result of this run (export, summary, --log)
         # files and sessions: paced at media time (or not, pace=False) and held while paused
         self.pacer = Pacer(realtime=pace)
         self.analysis = None
@@ -423,6 +546,7 @@ class AnalysisWorker:
             probs=None if fused is None else np.array(fused.probs, dtype=np.float32),
             valence=np.nan if fused is None else float(fused.valence),
             arousal=np.nan if fused is None else float(fused.arousal),
+            faces=_face_points(result),
         )
         self._points.append(point)
         with self._lock:
@@ -445,6 +569,12 @@ class AnalysisWorker:
             self.source = source
             for w in getattr(source, "warnings", []):
                 self._warn(w)
+            if self.start_at is not None and not source.info.live:
+                seek = getattr(source, "seek", None)
+                if seek is None:
+                    self._warn(f"{source.info.kind} sources cannot seek; playing from the start")
+                else:
+                    seek(self.start_at)
             tap = self._tap = Tap(source, self)
             self.pacer.video = source.info.has_video
             analysis = self.analysis = Analysis(tap, self.config, models=self.models, pacer=self.pacer,
@@ -453,6 +583,8 @@ class AnalysisWorker:
             analysis.add_sink(_PredictionSink(self))
             for s in self.extra_sinks:
                 analysis.add_sink(s)
+            self.log.open_file()
+            analysis.add_sink(self.log)
             loader = threading.Thread(target=self._load_engine, args=(analysis, loaded), name="emotiond-gui-models", daemon=True)
             self._set_state("loading")
             add_tap = getattr(source, "add_tap", None)
@@ -533,6 +665,20 @@ class _PredictionSink:
 
     def close(self) -> None:
         pass
+
+
+def _face_points(result: FrameResult) -> dict[int, np.ndarray] | None:
+    """Each face track's distribution for the timeline: its fused result (face with the
+    voice, smoothed) where the engine gives one, else its face model's own."""
+    out = {}
+    by_track = getattr(result, "fused_by_track", None) or {}
+    for f in result.faces:
+        fused = by_track.get(f.track_id)
+        if fused is not None:
+            out[f.track_id] = np.asarray(fused.probs, dtype=np.float32)
+        elif f.emotion is not None:
+            out[f.track_id] = np.asarray(f.emotion, dtype=np.float32)
+    return out or None
 
 
 def _drain(q: deque) -> list:
