@@ -20,7 +20,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/pipeline.py
 
-# docs/screenshot.png: the window on the demo clip under Xvfb
+# docs/screenshots/*.png: the real window driven through a tour under Xvfb
 screenshot: $(STAMP)
 	bash scripts/screenshot.sh
 
