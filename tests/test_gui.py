@@ -62,7 +62,7 @@ def color_near(qimage, x: float, y: float, hex_: str, tol: int = 40) -> bool:
     return False
 
 
-def _drained(w, qtbot, quiet: float = 0.5, timeout: float = 10.0) -> None:
+def _drained(w, qtbot, quiet: float = 1.5, timeout: float = 20.0) -> None:
     """Wait until no new result came for ``quiet`` seconds (the frames in flight are out)."""
     deadline = time.monotonic() + timeout
     last, since = w.last_update.results, time.monotonic()

@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
         self._paused_since: float | None = None
         self._rec_paused = 0.0  # seconds the current recording spent paused
         self.summary_dialog = None
+        self._models = None  # emotiond.models.Models shared by every source (see _shared_models)
+        self._models_lock = threading.Lock()
         self.worker: AnalysisWorker | None = None
         self.choice: SourceChoice | None = None
         self._seq = -1
@@ -504,6 +506,29 @@ class MainWindow(QMainWindow):
         self.summary_dialog = d
         return d
 
+    # -- the models, loaded once ---------------------------------------------------------
+    def _shared_models(self):
+        """The window's :class:`~emotiond.models.Models`, loaded by the first source's loader
+        thread and kept for every later one (a seek or another file starts in ~0.1 s instead
+        of reloading); rebuilt when Settings change what they load."""
+        from emotiond.errors import ModelError
+        from emotiond.models import Models
+
+        config = self.config
+        with self._models_lock:
+            m = self._models
+            if m is not None and not m.closed and m.config is config:
+                return m
+            if m is not None:
+                m.close(timeout=0.5)  # landmarkers still leased are closed by their engines
+            self._models = None
+            try:
+                m = Models(config)
+            except ModelError:
+                return None  # the run loads its own and says what is missing (face-only when only the voice is)
+            self._models = m
+            return m
+
     # -- seeking and selection --------------------------------------------------------------
     @property
     def seekable(self) -> bool:
@@ -707,7 +732,8 @@ class MainWindow(QMainWindow):
             if self.run_log is not None:
                 self.run_log.close()
             self.run_log = RunLog(self.config.gui.log)
-        self.worker = AnalysisWorker(self._opener(choice), self.config, pace=self.pace, start=start, log=self.run_log).start()
+        self.worker = AnalysisWorker(self._opener(choice), self.config, pace=self.pace, start=start, log=self.run_log,
+                                     models=self._shared_models).start()
         self.worker.set_smoothing(self.smoothing.value() / 10.0)
         self._rate_mark = (time.perf_counter(), 0)
         if choice.kind == "path" and not seeking:
@@ -1046,6 +1072,10 @@ class MainWindow(QMainWindow):
             rec.done.wait(max(0.0, deadline - time.monotonic()))
         if self.run_log is not None:
             self.run_log.close()
+        with self._models_lock:
+            models, self._models = self._models, None
+        if models is not None and (self.worker is None or not self.worker.alive):
+            models.close(timeout=1.0)
 
     def confirm_close_recording(self) -> bool:
         """Closing mid-recording: ask (the recording is saved either way if closing goes on)."""

@@ -323,8 +323,10 @@ class AnalysisWorker:
 
     def __init__(self, opener: Callable[[], Source], config, *, pace: bool = True, models=None, sinks=(),
                  start: float | None = None, log: RunLog | None = None):
-        """``models``: shared :class:`emotiond.models.Models` (kept open); ``sinks``: extra sinks
-        the run writes to (closed by their owner)."""
+        """``models``: shared :class:`emotiond.models.Models` (kept open), or a function returning
+        them (called on the loader thread); ``sinks``: extra sinks the run writes to (closed by
+        their owner); ``start``: seek the source to this media time first; ``log``: the
+        :class:`RunLog` to add every result to (shared by the runs of one opened source)."""
         from emotiond.pacer import Pacer
 
         self.opener = opener
@@ -636,6 +638,8 @@ class AnalysisWorker:
         only the voice path cannot load (its model missing), the run goes on face-only and
         the window says why."""
         try:
+            if callable(analysis.models):  # the window's shared Models, loaded on first use (here, off the GUI thread)
+                analysis.models = analysis.models()
             engine = analysis.load(voice_optional=True)
             if analysis.voice_disabled is not None:
                 self.voice_disabled = vd = analysis.voice_disabled
