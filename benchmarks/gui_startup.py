@@ -1,6 +1,6 @@
 """Time from launching `emotiond gui CLIP` to the first displayed frame (target: at most 2 s).
 
-    python benchmarks/gui_startup.py [CLIP] [--repeat N] [--xvfb]
+    python benchmarks/gui_startup.py [CLIP] [--repeat N] [--xvfb] [--baseline CHECKOUT]
 
 Each run spawns a fresh interpreter that goes through the real launch path
 (`emotiond.cli.main(["gui", CLIP])`), with the video widget's paint event
@@ -70,16 +70,18 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
     return server, f":{n}"
 
 
-def measure(clip: Path, display: str | None, timeout: float = 60.0) -> dict[str, float]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(clip)]
+def measure(clip: Path, display: str | None, timeout: float = 60.0, repo: Path = REPO) -> dict[str, float]:
+    """One launch of the checkout ``repo`` (its own emotiond and its own copy of this script)."""
+    cmd = [sys.executable, str(repo / "benchmarks" / "gui_startup.py"), "--child", str(clip)]
     env = dict(os.environ)
+    env["PYTHONPATH"] = str(repo)
     if display:
         env.pop("QT_QPA_PLATFORM", None)
         env["DISPLAY"] = display
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=repo)
     out: dict[str, float] = {}
     try:
         for line in proc.stdout:
@@ -101,6 +103,9 @@ def main() -> None:
     ap.add_argument("clip", nargs="?", default=str(DEFAULT_CLIP))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--xvfb", action="store_true", help="run under Xvfb (X11 platform plugin)")
+    ap.add_argument("--baseline", metavar="CHECKOUT", type=Path,
+                    help="another checkout (e.g. `git archive REV | tar -x -C DIR`): launched alternately with "
+                    "this one, in the same run, and the ratios printed (a busy machine slows both alike)")
     ap.add_argument("--child", metavar="CLIP", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -108,22 +113,36 @@ def main() -> None:
         return
     clip = Path(args.clip)
     server, display = start_xvfb() if args.xvfb else (None, None)
+    repos = {"this": REPO} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    runs: dict[str, list] = {k: [] for k in repos}
     try:
         measure(clip, display)  # warm the file cache; not counted
-        runs = [measure(clip, display) for _ in range(args.repeat)]
+        for _ in range(args.repeat):
+            for name, repo in repos.items():  # alternate: the same load for both
+                runs[name].append(measure(clip, display, repo=repo))
     finally:
         if server is not None:
             server.terminate()
             server.wait()
-    print(f"emotiond gui {clip.name} ({'Xvfb' if args.xvfb else 'offscreen'}), {len(runs)} runs, seconds from launch:")
-    for name in EVENTS:
-        vals = [r[name] for r in runs if name in r]
-        if vals:
-            print(f"  {name:<13} median {statistics.median(vals):5.2f}   worst {max(vals):5.2f}   "
-                  f"({' '.join(f'{v:.2f}' for v in vals)})")
-    worst = max(r["first_frame"] for r in runs)
-    print(f"first displayed frame: median {statistics.median(r['first_frame'] for r in runs):.2f} s, worst {worst:.2f} s "
-          f"(target ≤ 2 s: {'met' if worst <= 2.0 else 'NOT met'})")
+    for label, rs in runs.items():
+        where = f" — {repos[label]}" if args.baseline else ""
+        print(f"emotiond gui {clip.name} ({'Xvfb' if args.xvfb else 'offscreen'}), {len(rs)} runs, {label}{where}, "
+              "seconds from launch:")
+        for name in EVENTS:
+            vals = [r[name] for r in rs if name in r]
+            if vals:
+                print(f"  {name:<13} median {statistics.median(vals):5.2f}   worst {max(vals):5.2f}   "
+                      f"({' '.join(f'{v:.2f}' for v in vals)})")
+    this = runs["this"]
+    worst = max(r["first_frame"] for r in this)
+    print(f"first displayed frame: median {statistics.median(r['first_frame'] for r in this):.2f} s, worst {worst:.2f} s "
+          f"(target ≤ 2 s: {'met' if worst <= 2.0 else 'NOT met'}{'; on a loaded machine see the ratio' if args.baseline else ''})")
+    if args.baseline:
+        for name in EVENTS:
+            a = [r[name] for r in this if name in r]
+            b = [r[name] for r in runs["baseline"] if name in r]
+            if a and b:
+                print(f"  {name:<13} this / baseline (medians): {statistics.median(a) / statistics.median(b):.2f}")
 
 
 if __name__ == "__main__":

@@ -419,6 +419,8 @@ def test_seek_position_slider_and_timeline_click(make_window, qtbot, pexels_mp4)
         qtbot.waitUntil(lambda: w.last_update.result is not None, timeout=30000)
         assert w.last_update.result.t >= first - 1e-6
     assert w.time_label.text().startswith("00:03 / 00:19")
+    # every run of the window (the first and each seek) used the same loaded models
+    assert w._models is not None and w.worker.analysis.models is w._models
     # the slider: a page step forward (what a click on the groove does) seeks 5 s on
     before = w._position
     w.position.triggerAction(w.position.SliderAction.SliderPageStepAdd)
