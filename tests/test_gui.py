@@ -560,6 +560,15 @@ def test_menus_shortcuts_about_and_fitting_800x600(make_window, qtbot, qapp):
         assert card.name in about.text
         assert card.data["licence"][:30] in about.text
     about.close()
+    import logging
+
+    from emotiond import logs
+
+    logs.setup(0)
+    logging.getLogger("emotiond.gui.test").warning("the camera went away (a test line)")
+    messages = w.show_messages()
+    assert "the camera went away (a test line)" in messages.text
+    messages.close()
     w.act_fullscreen.trigger()
     assert w.isFullScreen()
     w.act_leave_fullscreen.trigger()

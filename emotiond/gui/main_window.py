@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
 
         h = mb.addMenu("&Help")
         self.act_shortcuts = action(h, "Keyboard &shortcuts", self.show_shortcuts, "F1")
+        self.act_messages = action(h, "Log &messages", self.show_messages, tip="the last lines emotiond logged")
         self.act_about = action(h, "&About emotiond", self.show_about)
         # Space must reach the pause action even when a button has the focus
         for wdg in (self.pause_button, self.record_button, self.source_combo, self.mic_combo, self.smoothing, self.position):
@@ -387,6 +388,20 @@ class MainWindow(QMainWindow):
         self.about = dialogs.text_dialog(self, "About emotiond", dialogs.about_html(self.config))
         self.about.show()
         return self.about
+
+    def show_messages(self):
+        """The last lines emotiond logged (emotiond.logs keeps them in memory)."""
+        import html
+
+        from emotiond import logs
+
+        lines = logs.recent_lines(300)
+        body = ("<pre>" + html.escape("\n".join(lines)) + "</pre>") if lines else (
+            "<p>No messages. Warnings and errors appear here; start with <code>emotiond -v gui</code> "
+            "(or EMOTIOND_LOG_LEVEL=info) for more.</p>")
+        self.messages = dialogs.text_dialog(self, "Log messages", f"<h3>Log messages</h3>{body}", (820, 480))
+        self.messages.show()
+        return self.messages
 
     def show_shortcuts(self):
         self.shortcuts = dialogs.text_dialog(self, "Keyboard shortcuts", dialogs.shortcuts_html(), (460, 460))
