@@ -453,6 +453,14 @@ def test_export_equals_the_run_log_and_gui_log_appends(make_window, qtbot, singl
     n = w.export_log(tmp_path / "gui.jsonl")
     w.export_log(tmp_path / "gui.csv")
     assert n == 72
+    # a snapshot: the annotated frame or the whole window, as PNG
+    from PySide6.QtGui import QImage
+
+    assert w.snapshot(tmp_path / "frame.png", "frame") and w.snapshot(tmp_path / "window.png")
+    assert QImage(str(tmp_path / "frame.png")).size() == w.video.size()
+    assert QImage(str(tmp_path / "window.png")).size() == w.size()
+    assert w.recent()[0] == str(single_face_mp4)  # File → Recent
+    assert [a.text() for a in w.recent_menu.actions()][0] == str(single_face_mp4)
     for suffix in ("jsonl", "csv"):
         assert cli_main(["run", str(single_face_mp4), "--no-voice", "--no-progress", "--log", str(tmp_path / f"run.{suffix}")]) == 0
         assert (tmp_path / f"gui.{suffix}").read_bytes() == (tmp_path / f"run.{suffix}").read_bytes()
@@ -660,6 +668,8 @@ def test_recording_timer_b2_and_closing_mid_recording(make_window, qtbot, single
     w.open_spec(str(single_face_mp4))
     qtbot.waitUntil(lambda: w.record_button.isEnabled(), timeout=30000)
     w.record_button.click()
+    w.seek(1.0)  # no seeking while recording: it would cut the recording
+    assert w.recording is not None and "Seeking is off while recording" in w.banner.text()
     w.pause_button.click()
     qtbot.wait(1600)
     assert w.record_label.text().startswith("● 00:00"), w.record_label.text()

@@ -553,6 +553,10 @@ class MainWindow(QMainWindow):
         """Play the file or session from media time ``t`` (the same clock as the log)."""
         if not self._seekable or self.choice is None:
             return
+        if self.recording is not None:  # a recording is one continuous stretch of what played
+            self.banner.show_message("info", "Seeking is off while recording.", "stop the recording (Ctrl+R) first")
+            self._set_position(self._position)  # the slider back where the media is
+            return
         end = self._origin + (self._duration or 0.0)
         t = min(max(self._origin, float(t)), max(self._origin, end - 0.05))
         paused = self.pause_button.isChecked()
