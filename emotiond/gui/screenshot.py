@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             written.append(f"{name} (menu alone, {size // 1024} kB)")
         menu.hide()
 
+    tour_state: dict = {}  # the dialogs the tour opened
     first = True
     for w, h in sizes:
         tag = f"{w}x{h}"
@@ -172,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
                 d.resize(560, d.sizeHint().height())
                 tour_state["settings"] = d
 
-            tour_state: dict = {}
             tour.add("settings", lambda: True, settings)
             tour.add("settings shown", lambda: tour_state["settings"].isVisible(),
                      lambda: (shot("settings.png", tour_state["settings"]), tour_state["settings"].reject()))
