@@ -57,6 +57,7 @@ class ModalityEvidence:
     probs: np.ndarray
     covered: np.ndarray  # bool mask over labels.EMOTIONS
     reliability: float
+    arousal: float | None = None  # the modality's own arousal estimate (-1..1), when it has one
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class FrameResult:
     faces: list[FaceObservation] = field(default_factory=list)
     voice: np.ndarray | None = None  # distribution over labels.EMOTIONS (zeros where uncovered)
     speech: float | None = None  # voice-activity probability of the current window
+    voice_arousal: float | None = None  # the voice model's arousal estimate (-1 calm .. 1 aroused)
     fused: FusedResult | None = None  # the frame-level result: the primary face's fusion (or the voice's)
     primary: int | None = None  # track id of the face ``fused`` speaks for; None: no face (voice only)
     fused_by_track: dict[int, FusedResult | None] = field(default_factory=dict)  # every face track's fusion
