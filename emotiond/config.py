@@ -49,6 +49,9 @@ class VoiceConfig(_Section):
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
     hop: float = Field(0.5, gt=0.0, description="seconds between voice-emotion evaluations")
     decay_tau: float = Field(1.5, gt=0.0, description="seconds for voice evidence to fade after speech ends")
+    model: str | None = Field(None, description="a user-trained voice model (its .onnx or .card.toml, side by side; "
+                              "made by `python -m emotiond.training.voice`); its card's measured reliability sets its "
+                              "fusion weight. None = the shipped model")
 
 
 class FusionConfig(_Section):

@@ -188,10 +188,11 @@ class Engine:
     def _result(self, t: float, index: int, frame: VideoFrame | None, faces: list[FaceObservation]) -> FrameResult:
         """Fusion per face track (face evidence + the voice) and for "no face" (the voice
         alone); the frame-level result is the primary face's (:func:`primary_face`)."""
-        voice_ev = voice_probs = speech = None
+        voice_ev = voice_probs = speech = voice_arousal = None
         if self.voice is not None:
             voice_ev = self.voice.evidence(t)
             voice_probs, speech = self.voice.current_probs(t), self.voice.speech(t)
+            voice_arousal = self.voice.arousal(t)
         if self.independent_frames:
             self._fusions.clear()
         by_track: dict[int, FusedResult | None] = {}
@@ -211,7 +212,8 @@ class Engine:
             self._fusion_seen[None] = t
         self._forget_tracks(t)
         return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused,
-                           primary=None if primary is None else primary.track_id, fused_by_track=by_track)
+                           primary=None if primary is None else primary.track_id, fused_by_track=by_track,
+                           voice_arousal=voice_arousal)
 
     def _forget_tracks(self, t: float) -> None:
         """Track ids are never reused: a track gone longer than the tracker keeps it is over."""

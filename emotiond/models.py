@@ -103,12 +103,13 @@ class Models:
         if self.voice:
             from emotiond import runtime
             from emotiond.audio.vad import MODEL_NAME as VAD_NAME
-            from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
+            from emotiond.audio.voice_model import VoiceEmotionModel
 
             vad_card = registry.resolve(VAD_NAME, cfg.models_dir)
             self.vad_model = runtime.load(vad_card.path, provider="cpu", threads=1)
-            self.voice_model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
-            self.voice_cards = [vad_card, registry.card(MODEL_NAME, cfg.models_dir)]
+            # voice.model (a user-trained model) or the shipped one
+            self.voice_model, voice_card = VoiceEmotionModel.from_config(cfg)
+            self.voice_cards = [vad_card, voice_card]
             for c, p in zip(self.voice_cards, [self.vad_model.provider, self.voice_model.provider]):
                 self.status.append(ModelStatus(c.name, c.path.name, c.sha256, p))
         log.debug("models loaded: %s", ", ".join(s.name for s in self.status) or "none")

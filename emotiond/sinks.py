@@ -64,6 +64,7 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
         "faces": faces,
         "voice": _dist(result.voice),
         "speech": _r(result.speech),
+        "voice_arousal": _r(result.voice_arousal),
         "primary": result.primary,
         "fused": _dist(fused.probs) if fused else None,
         "label": fused.label if fused else None,
@@ -146,6 +147,7 @@ CSV_COLUMNS = (
     + ["speech", "primary", "label", "confidence"]
     + [f"fused_{e}" for e in EMOTIONS]
     + ["share_face", "share_voice", "valence", "arousal"]
+    + ["voice_arousal"]
 )
 
 
@@ -160,6 +162,7 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
         + [record["speech"], record.get("primary"), record["label"], record["confidence"]]
         + d(record["fused"])
         + [shares.get("face"), shares.get("voice"), record["valence"], record["arousal"]]
+        + [record.get("voice_arousal")]
     )
     faces = record["faces"] or [None]
     rows = []

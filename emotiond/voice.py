@@ -8,11 +8,18 @@ voice-emotion model is evaluated every ``voice.hop`` seconds on the last
 
 Voice evidence for fusion:
 
-    reliability = mean VAD probability of the window × confidence_factor(model output)
+    reliability = R_card × mean VAD probability of the window × speechness
+                  × confidence_factor(model output)
                   × exp(−(t − t_end) / decay_tau)   after the utterance ended at t_end
 
-so the voice speaks only where there is speech, weighs less when the model is
-unsure, and fades after the speaker stops.  Nothing here does I/O.
+R_card is the model's measured cross-corpus reliability (its card's ``[reliability]``,
+at least 0.02), so a model near chance on unseen corpora barely counts; speechness (0..1, from
+:func:`emotiond.audio.prosody.speechness`) rejects music, singing, tones and noise the VAD
+lets through (below 0.5 the window gives no evidence at all).  The voice speaks only
+where there is speech, weighs less when the model is unsure, and fades after the
+speaker stops.  Each track keeps a running baseline of its speaker's voice
+(:class:`emotiond.audio.prosody.SpeakerBaseline`) that the model's features are
+normalised against.  Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
 from emotiond.audio.features import Resampler, rms_dbfs
+from emotiond.audio.prosody import FrameStream
 from emotiond.audio.vad import CHUNK, SAMPLE_RATE, Segmenter, SegmenterParams, VoiceActivity
 from emotiond.fusion import confidence_factor, evidence
 from emotiond.types import AudioChunk, ModalityEvidence
@@ -56,7 +65,12 @@ class VoiceTrack:
         self._n = 0  # 16 kHz samples received
         self._next_eval = 0.0
         self._probs: np.ndarray | None = None  # last voice distribution (over labels.EMOTIONS)
+        self._arousal: float | None = None  # last voice arousal estimate
         self._base_rel = 0.0
+        self.baseline = model.new_baseline()  # this speaker's running baseline
+        self._frames = FrameStream(self._window)  # each 10 ms frame analysed once
+        self.rejected = 0  # windows judged not speech (music, tones, noise)
+        self.last_speechness: float | None = None
         self._ended_at: float | None = None  # end of the last utterance (None while speaking)
         self.evaluations = 0
         # background=True (live sources): the model runs on a worker thread and evidence uses the
@@ -73,13 +87,13 @@ class VoiceTrack:
         tracks from a shared :class:`emotiond.models.Models`)."""
         from emotiond import registry
         from emotiond.audio.vad import MODEL_NAME as VAD_NAME
-        from emotiond.audio.voice_model import MODEL_NAME, VoiceEmotionModel
+        from emotiond.audio.voice_model import VoiceEmotionModel
 
         vad = VoiceActivity.from_registry(cfg.models_dir)
-        model = VoiceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
+        model, voice_card = VoiceEmotionModel.from_config(cfg)
         track = cls(vad, model, hop=cfg.voice.hop, decay_tau=cfg.voice.decay_tau, vad_threshold=cfg.voice.vad_threshold,
                     background=background)
-        track.cards = [registry.card(VAD_NAME, cfg.models_dir), registry.card(MODEL_NAME, cfg.models_dir)]
+        track.cards = [registry.card(VAD_NAME, cfg.models_dir), voice_card]
         return track
 
     cards: list = []  # the verified cards of the VAD and the voice model (set by from_config)
@@ -140,6 +154,7 @@ class VoiceTrack:
         for i in range(n_steps):
             piece = self._pending[i * CHUNK : (i + 1) * CHUNK]
             self._buf = np.concatenate([self._buf, piece])[-self._window :]
+            self._frames.push(piece)
             self._n += CHUNK
             for t, p in self.vad.push(piece):
                 self._vad_probs.append((t, p))
@@ -159,21 +174,28 @@ class VoiceTrack:
         if window.size < self._window:
             window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])
         speech = float(np.mean([p for _, p in self._vad_probs] or [0.0]))
+        frames = self._frames.window()
         if not self.background:
-            self._score(window, speech)
+            self._score(window, speech, frames)
         elif self._pending_eval is None or self._pending_eval.done():
-            self._pending_eval = self._executor.submit(self._score, window, speech)
+            self._pending_eval = self._executor.submit(self._score, window, speech, frames)
 
-    def _score(self, window: np.ndarray, speech: float) -> None:
+    def _score(self, window: np.ndarray, speech: float, frames=None) -> None:
         if rms_dbfs(window) < self.params.silence_dbfs:
             return
         if self._ready is not None:
             self._ready.wait(30.0)
-        probs = self.model.predict(window)
+        out = self.model.analyse(window, self.baseline, frames)
         with self._result_lock:
-            self._probs = probs
-            self._base_rel = speech * confidence_factor(probs, self.model.covered)
             self.evaluations += 1
+            self.last_speechness = out.speechness
+            if not out.is_speech:  # music, singing, a tone, noise: no voice evidence
+                self.rejected += 1
+                self._probs, self._arousal, self._base_rel = None, None, 0.0
+                return
+            self._probs, self._arousal = out.probs, out.arousal
+            self._base_rel = speech * out.speechness * confidence_factor(out.probs, self.model.covered)
+        self.baseline.update(out.features)
 
     @property
     def ended_at(self) -> float | None:
@@ -194,7 +216,14 @@ class VoiceTrack:
         probs, rel = self._current(t)
         if rel < MIN_RELIABILITY:
             return None
-        return evidence("voice", probs, rel, self.model.covered)
+        # the card's measured cross-corpus reliability scales the weight (a model at chance gets the
+        # floor: heard when alone, a few per cent next to a face)
+        return evidence("voice", probs, rel * self.model.fusion_reliability, self.model.covered, arousal=self._arousal)
+
+    def arousal(self, t: float) -> float | None:
+        """The voice's arousal estimate (-1 calm .. 1 aroused) while its evidence counts at ``t``."""
+        _, rel = self._current(t)
+        return self._arousal if rel >= MIN_RELIABILITY else None
 
     def current_probs(self, t: float) -> np.ndarray | None:
         """The voice distribution while it still counts at time ``t`` (else None)."""

@@ -40,7 +40,7 @@ def test_speech_file_gives_voice_evidence_on_audio_ticks(tmp_path):
     assert len(with_voice) >= 0.5 * len(recs), "speech most of the time: voice evidence most of the time"
     for r in with_voice:
         assert sum(r["voice"].values()) == pytest.approx(1.0, abs=2e-3)
-        assert r["voice"]["neutral"] == 0.0 and r["voice"]["surprise"] == 0.0  # classes the voice model lacks
+        assert r["voice"]["surprise"] == 0.0  # the class the voice model lacks
         assert r["shares"] == {"voice": 1.0}
         assert sum(r["fused"].values()) == pytest.approx(1.0, abs=2e-3)
     assert max(r["speech"] for r in recs) > 0.8
@@ -112,7 +112,7 @@ def test_voice_evidence_decays_after_speech(tmp_path):
     assert t_end is not None and t_end <= end + 1.0, "the utterance ends in the silence"
     e0 = track.evidence(t_end)
     e1 = track.evidence(t_end + 2 * cfg.voice.decay_tau)
-    assert e0 is not None and e0.reliability > 0.1
+    assert e0 is not None and e0.reliability > 0.1 * track.model.fusion_reliability
     assert e1 is None or e1.reliability == pytest.approx(e0.reliability * np.exp(-2), rel=1e-6)
 
 
