@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     hop = load_config().voice.hop
     engine_s = []
     for _ in range(args.repeat):
-        track = VoiceTrack(VoiceActivity.from_registry(provider="cpu"), model, hop=hop, warm_up=False)
+        track = VoiceTrack(VoiceActivity.from_registry(provider="cpu"), model, hop=hop)
         step = max(1, rate // 50)
         t0 = time.perf_counter()
         for i in range(0, x.shape[0], step):

@@ -161,7 +161,7 @@ def test_voice_track_uses_the_configured_model(tmp_path):
 
     d = _copy_models(tmp_path, "my_voice")
     cfg = load_config(overrides={"voice.model": str(d / "my_voice.onnx")})
-    track = VoiceTrack.from_config(cfg, warm_up=False)
+    track = VoiceTrack.from_config(cfg)
     assert track.model.name == "my_voice"
     assert track.cards[1].path == d / "my_voice.onnx"
     track.close()
