@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 

@@ -801,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
             "in_corpus": {c: v for c, v in in_corpus.items()},
         },
     }
-    for c, v in in_corpus.items():
+    for v in in_corpus.values():
         v["split"] = f"StratifiedGroupKFold({args.folds}) out-of-fold, groups = speaker (EmoFilm: film scene)"
     acc_tables = {("accuracy", "in_corpus", c): v for c, v in in_corpus.items()}
     for held, modes in loco.items():
