@@ -1,4 +1,4 @@
-"""Command line: ``emotiond [gui|run|replay|devices|models|config|eval] …``.
+"""Command line: ``emotiond [gui|run|replay|batch|report|devices|models|config|eval] …``.
 
 Every user-facing failure is an :class:`~emotiond.errors.EmotiondError`
 printed as one line plus a hint, with a non-zero exit status.  An unexpected
@@ -113,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--console", action="store_true",
                    help="print a readable line per second instead of JSON on stdout")
     _add_common(p)
+
+    p = sub.add_parser("batch", help="analyse many recordings: one log each + summary.csv, local processes or Ray")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files, folders (searched recursively), globs, recorded sessions, or @LIST (one input a line)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the logs and summary.csv/summary.jsonl")
+    p.add_argument("--redo", action="store_true", help="analyse inputs again even when their log is complete")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (Ray: actors); default: one per core")
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (needs `pip install 'emotiond[cluster]'`); no ADDRESS: a local Ray")
+    p.add_argument("--clock", choices=["fast", "deterministic"], default="deterministic",
+                   help="as for `emotiond run` (the same for files; sessions: deterministic is reproducible)")
+    p.add_argument("--face-features", action="store_true", help="also log blendshapes and landmarks per face")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    _add_common(p)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a log, a session or a batch folder")
+    p.add_argument("target", metavar="LOG_OR_SESSION_OR_BATCHDIR")
+    p.add_argument("--out", default="report.html", metavar="FILE", help="the HTML file to write (default report.html)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
     p = sub.add_parser("devices", help="list cameras and microphones")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -313,6 +332,31 @@ def cmd_train_voice(argv: list[str]) -> int:
     return train_main(argv)
 
 
+def cmd_batch(args) -> int:
+    from emotiond.batch import run_batch
+
+    config = _config_from_args(args)
+    res = run_batch(args.inputs, args.out, config, workers=args.workers, redo=args.redo, clock=args.clock,
+                    face_features=args.face_features, ray=args.ray, progress=False if args.no_progress else None)
+    for r in res.errors:
+        print(f"emotiond: failed: {r['error']}", file=sys.stderr)
+    how = "Ray" if args.ray else f"{res.workers} process(es) x {res.landmark_workers} landmark worker(s)"
+    print(f"emotiond: batch: {len(res.rows)} inputs, {res.ok} ok ({res.skipped} already done), {len(res.errors)} failed "
+          f"in {res.wall:.1f} s ({how}) → {res.out / 'summary.csv'}", file=sys.stderr)
+    if res.interrupted:
+        print("emotiond: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if res.errors else 0
+
+
+def cmd_report(args) -> int:
+    from emotiond.report import write_report
+
+    path = write_report(args.target, args.out, overwrite=args.overwrite)
+    print(f"emotiond: report → {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_config(args) -> int:
     from emotiond.config import load_config
 
@@ -329,7 +373,7 @@ def cmd_gui(args) -> int:
 
 
 COMMANDS = {"replay": cmd_replay, "devices": cmd_devices, "run": cmd_run, "gui": cmd_gui, "models": cmd_models,
-            "config": cmd_config, "eval": cmd_eval}
+            "config": cmd_config, "eval": cmd_eval, "batch": cmd_batch, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
