@@ -12,6 +12,7 @@ PY=${PYTHON:-python3}
 APT_PKGS="libportaudio2 libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 xvfb xauth espeak-ng"
+APT_PKGS="$APT_PKGS chromium"  # headless browser: the tests open `emotiond report`'s HTML in it
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=$(for p in $APT_PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
   if [ -n "$missing" ]; then

@@ -239,3 +239,69 @@ def test_batch_bad_arguments_are_one_line_errors(tmp_path):
     proc = cli("batch", f, "--out", f)
     assert proc.returncode == 2 and proc.stderr.startswith("emotiond: error: ") and "is a file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- the report on real results, opened in a real browser ---------------------------------------------
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("headless Chromium is missing: `bash scripts/setup.sh` installs it (apt package chromium)")
+
+
+def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, Path]:
+    """The DOM after the page's load event, and a screenshot, from headless Chromium."""
+    shot = tmp_path / f"{page.stem}.png"
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+             "--hide-scrollbars", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    subprocess.run([*flags, "--window-size=1100,1400", f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                   timeout=120)
+    return dom, shot
+
+
+def _check_page(html_text: str, dom: str, shot: Path) -> int:
+    import re
+
+    import cv2
+
+    n_img = html_text.count("<img ")
+    assert n_img >= 2
+    assert re.search(r'(src|href)="(https?:)?//', html_text) is None, "the report must not load anything"
+    m = re.search(r'data-figures-loaded="(\d+)"', dom)
+    assert m is not None, "the page did not finish loading in Chromium"
+    assert int(m.group(1)) == n_img, f"{m.group(1)} of {n_img} figures decoded in Chromium"
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[0] > 500 and img.std() > 20, "the screenshot is blank"
+    return n_img
+
+
+@pytest.mark.slow
+def test_report_on_a_batch_folder_opens_in_chromium(local_batch, tmp_path, capsys):
+    out, _, _ = local_batch
+    page = tmp_path / "batch.html"
+    assert main(["report", str(out), "--out", str(page)]) == 0
+    text = page.read_text()
+    dom, shot = open_in_chromium(page, tmp_path)
+    n = _check_page(text, dom, shot)
+    assert n == 2 + 2 * 4  # the set's two figures, two per analysed recording
+    assert "The set" in text and "not a media file" in text  # the error row is in the table
+    for name in ("a__clip.mp4", "b__clip.mp4", "pexels_cut.mp4", "s1", "corrupt.mp4"):
+        assert name in dom
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err
+
+
+@pytest.mark.slow
+def test_report_on_a_session_opens_in_chromium(batch_inputs, tmp_path):
+    _, session = batch_inputs
+    page = tmp_path / "session.html"
+    assert main(["report", str(session), "--out", str(page)]) == 0
+    text = page.read_text()
+    dom, shot = open_in_chromium(page, tmp_path)
+    assert _check_page(text, dom, shot) == 2
+    assert "session:" in text and "#1" in dom  # the face track's table
