@@ -25,7 +25,8 @@ SPEECH_THRESHOLD = 0.5  # the VAD's default threshold (config voice.vad_threshol
 COLUMNS = (
     ["input", "log", "status", "error", "duration", "frames", "results", "faces_seen", "face_time"]
     + [f"share_{e}" for e in EMOTIONS]
-    + ["share_none", "top_emotion", "mean_valence", "mean_arousal", "speech_time", "wall", "fps"]
+    + ["share_none", "top_emotion", "mean_valence", "mean_arousal", "speech_time", "warnings", "wall", "fps",
+       "peak_rss_mb"]
 )
 
 

@@ -20,7 +20,7 @@ from emotiond.summary import COLUMNS
 from tests.mediautil import transcode
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_DEPENDENT = ("wall", "fps")  # timing columns: differ between any two runs
+RUN_DEPENDENT = ("wall", "fps", "peak_rss_mb")  # timing columns: differ between any two runs
 
 
 def cli(*args, timeout=600):
