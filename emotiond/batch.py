@@ -7,7 +7,7 @@
   deterministic``), named after the input (``clip.mp4.jsonl``; parent folders are prefixed —
   ``a__clip.mp4.jsonl`` — only where two inputs share a name), plus ``summary.jsonl`` and
   ``summary.csv`` with one row per input (:data:`emotiond.summary.COLUMNS`).
-* A log is written under a temporary name (``.NAME.part``) and renamed when its input is
+* A log is written under a temporary name (``.part-NAME``) and renamed when its input is
   complete, so the presence of ``NAME`` means "done": a batch run again over the same ``DIR``
   skips finished inputs (``--redo`` analyses them again) and retries the others.  One bad input
   is an ``error`` row, never the end of the batch; the summary is rewritten (atomically) after
@@ -219,34 +219,33 @@ class Options:
     landmark_workers: int = 1
 
 
-def analyse(spec: str, log_path: Path, config, *, clock: str = "deterministic", face_features: bool = False,
-            stop: threading.Event | None = None, on_frame: Callable[[int], None] | None = None):
-    """One input → one JSONL log, exactly as ``emotiond run SPEC --clock CLOCK --log LOG`` writes it.
-    Returns the runner's statistics; raises :class:`EmotiondError` for a bad input."""
-    from emotiond.engine import Engine
-    from emotiond.runner import run
-    from emotiond.sinks import JsonlSink
-    from emotiond.sources import open_source
+def analyse(spec: str, log_path: Path, config, *, models=None, clock: str = "deterministic",
+            face_features: bool = False, stop: threading.Event | None = None,
+            on_frame: Callable[[int], None] | None = None):
+    """One input → one JSONL log, through the app layer exactly as ``emotiond run SPEC --clock CLOCK
+    --log LOG`` does, on shared ``models`` (:class:`emotiond.models.Models`; None: loaded for this
+    input).  Returns the runner's statistics; raises :class:`EmotiondError` for a bad input."""
+    from emotiond.app import Analysis
 
-    source = open_source(spec, config, clock=clock)
+    frames = [0]
+
+    def counted(res, frame):
+        if frame is not None:
+            frames[0] += 1
+            if on_frame is not None:
+                on_frame(frames[0])
+
+    an = Analysis.open(spec, config, clock=clock, models=models, stop=stop)
     try:
-        with Engine(config, source_info=source.info, paced=False) as engine:
-            sink = JsonlSink(log_path, "overwrite")
-            sink.face_features = face_features
-            frames = [0]
-
-            def counted(res, frame):
-                if frame is not None:
-                    frames[0] += 1
-                    if on_frame is not None:
-                        on_frame(frames[0])
-
-            try:
-                return run(source, engine, [sink], clock="fast", progress=False, stop=stop, on_result=counted)
-            finally:
-                sink.close()
+        an.load()
+        an.open_log(log_path, "overwrite", face_features=face_features)
+        return an.run(on_result=counted, progress=False)
     finally:
-        source.close()
+        an.close()
+
+
+class _Fatal(Exception):
+    """A worker cannot analyse anything (its models do not load): the batch stops with that error."""
 
 
 class Worker:
@@ -256,8 +255,7 @@ class Worker:
 
     def __init__(self, config, options: Options, progress=None, stop_event=None):
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        import emotiond.engine  # noqa: F401  (mediapipe, onnxruntime, librosa: once per worker)
-        import emotiond.runner  # noqa: F401
+        from emotiond.models import Models
 
         self.options = options
         self.config = config.model_copy(deep=True)
@@ -266,6 +264,12 @@ class Worker:
         self.out = Path(options.out)
         self.progress = progress      # a multiprocessing queue for the progress display, or None
         self.stop_event = stop_event  # set by the parent on Ctrl-C
+        self.models = None
+        self.fatal: EmotiondError | None = None
+        try:
+            self.models = Models(self.config)  # once per worker; every input's engine leases from it
+        except EmotiondError as exc:
+            self.fatal = exc  # reported with the first input; the parent then stops the batch
 
     def _post(self, *msg) -> None:
         if self.progress is not None:
@@ -278,6 +282,10 @@ class Worker:
         final = self.out / job.log
         tmp = temp_name(self.out, job.log)
         row: dict[str, Any] = {"input": job.input, "log": job.log}
+        if self.fatal is not None:
+            row.update(status="error", error=str(self.fatal), log="",
+                       fatal=[self.fatal.__class__.__name__, self.fatal.message, self.fatal.hint])
+            return rows_in_order([row])[0]
         stop = threading.Event()
         done = threading.Event()
         if self.stop_event is not None:
@@ -299,7 +307,7 @@ class Worker:
         try:
             tmp.write_bytes(b"")  # marks the input as started (the parent's crash accounting)
             self._post("start", job.input, _frame_count_hint(job.input))
-            stats = analyse(job.input, tmp, self.config, clock=self.options.clock,
+            stats = analyse(job.input, tmp, self.config, models=self.models, clock=self.options.clock,
                             face_features=self.options.face_features, stop=stop, on_frame=on_frame)
             if stats.stopped != "end":
                 tmp.unlink(missing_ok=True)
@@ -350,7 +358,8 @@ def _peak_rss_mb() -> float | None:
 
 
 def temp_name(out: Path, log: str) -> Path:
-    return out / f".{log}.part"
+    """Where an input's log is written until it is complete (hidden; keeps the .jsonl suffix)."""
+    return out / f".part-{log}"
 
 
 def partial_name(out: Path, log: str) -> Path:
@@ -387,6 +396,10 @@ def _init_worker(config, options, progress, stop_event) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets stop_event
     global _WORKER
     _WORKER = Worker(config, options, progress, stop_event)
+    if _WORKER.models is not None:
+        import atexit
+
+        atexit.register(_WORKER.models.close)
 
 
 def _work(job: Job) -> dict[str, Any]:
@@ -436,6 +449,9 @@ def _run_local(jobs: list[Job], config, options: Options, procs: int, record: Ca
                     except BrokenProcessPool:
                         broken = True
                         pending.append(job)
+        except _Fatal:
+            stop_event.set()
+            raise
         except KeyboardInterrupt:
             interrupted = True
             stop_event.set()
@@ -608,12 +624,22 @@ def run_batch(
     lock = threading.Lock()
     display = None
 
+    fatal: list[EmotiondError] = []
+
     def record(row: dict[str, Any]) -> None:
         with lock:
+            problem = row.pop("fatal", None)
             rows[row["input"]] = row
             write_summary(out, current())
             if display is not None:
                 display.finished(row)
+        if problem is not None and not fatal:
+            import emotiond.errors as errors
+
+            cls = getattr(errors, problem[0], EmotiondError)
+            fatal.append(cls(problem[1], problem[2]) if isinstance(cls, type) and issubclass(cls, EmotiondError)
+                         else EmotiondError(problem[1], problem[2]))
+            raise _Fatal
 
     write_summary(out, current())
     procs, lw = plan_workers(len(todo), workers)
@@ -632,6 +658,8 @@ def run_batch(
                 interrupted = _run_local(todo, config, options, procs, record, display)
         except KeyboardInterrupt:
             interrupted = True
+        except _Fatal:
+            pass
         finally:
             if display is not None:
                 display.close()
@@ -642,6 +670,8 @@ def run_batch(
                                                     "error": "not analysed; run the batch again to resume"}])[0]
                 temp_name(out, j.log).unlink(missing_ok=True)
             write_summary(out, current())
+    if fatal:
+        raise fatal[0]
     return BatchResult(current(), out, skipped=skipped, interrupted=interrupted, wall=time.perf_counter() - t0,
                        workers=procs, landmark_workers=lw)
 

@@ -60,7 +60,7 @@ def load_target(target: str | Path) -> tuple[str, list[dict[str, Any]]]:
     from emotiond.batch import SUMMARY_JSONL, read_summary
 
     rows = read_summary(path) if (path / SUMMARY_JSONL).is_file() else [
-        {"input": str(p), "log": p.name, "status": "ok"} for p in sorted(path.glob("*.jsonl"))]
+        {"input": str(p), "log": p.name, "status": "ok"} for p in sorted(path.glob("*.jsonl")) if not p.name.startswith(".")]
     if not rows:
         raise SourceError(f"{path} holds no logs (no summary.jsonl, no *.jsonl)",
                           "pass a .jsonl log, a recorded session folder or an `emotiond batch` output folder")
