@@ -21,10 +21,7 @@
 
 from __future__ import annotations
 
-import csv
 import glob
-import io
-import json
 import multiprocessing
 import os
 import signal
@@ -39,10 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from emotiond.errors import EmotiondError, SourceError
-from emotiond.summary import COLUMNS, csv_value, read_log, rows_in_order, summarize
-
-SUMMARY_JSONL = "summary.jsonl"
-SUMMARY_CSV = "summary.csv"
+from emotiond.summary import SUMMARY_CSV, SUMMARY_JSONL, read_log, read_summary, rows_in_order, summarize, write_summary
 MEDIA_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .mov .avi .webm .mpg .mpeg .ts .mts .wmv .flv .3gp .ogv "
     ".wav .flac .mp3 .m4a .aac .ogg .oga .opus .wma .aiff .aif "
@@ -458,7 +452,7 @@ def _run_local(jobs: list[Job], config, options: Options, procs: int, record: Ca
             for f in futures:
                 f.cancel()
             # the running inputs stop at their next frame and report "interrupted"
-            for f, job in futures.items():
+            for f in futures:
                 if f.cancelled():
                     continue
                 try:
@@ -536,36 +530,6 @@ def _run_ray(jobs: list[Job], config, options: Options, address: str | None, rec
 
 
 # -- the batch --------------------------------------------------------------------------------------
-def read_summary(out: Path) -> list[dict[str, Any]]:
-    path = out / SUMMARY_JSONL
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(r, dict) and "input" in r:
-                rows.append(r)
-    return rows
-
-
-def write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
-    """summary.jsonl and summary.csv, each written whole to a temporary name then renamed."""
-    rows = rows_in_order(rows)
-    text = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in rows)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(COLUMNS)
-    for r in rows:
-        w.writerow([csv_value(r.get(c)) for c in COLUMNS])
-    for name, content in ((SUMMARY_JSONL, text), (SUMMARY_CSV, buf.getvalue())):
-        tmp = out / f".{name}.part"
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(content)
-        os.replace(tmp, out / name)
-
-
 def run_batch(
     inputs: list[str],
     out: str | Path,

@@ -22,7 +22,15 @@ import numpy as np
 from emotiond import __version__
 from emotiond.errors import SinkError, SourceError
 from emotiond.labels import CIRCUMPLEX, EMOTIONS
-from emotiond.summary import face_summaries, read_log, rows_in_order, speech_segments, summarize
+from emotiond.summary import (
+    SUMMARY_JSONL,
+    face_summaries,
+    read_log,
+    read_summary,
+    rows_in_order,
+    speech_segments,
+    summarize,
+)
 
 # The GUI's colours (emotiond/gui/style.py; the core may not import the GUI): one colour per emotion.
 EMOTION_COLORS: dict[str, str] = {
@@ -57,8 +65,6 @@ def load_target(target: str | Path) -> tuple[str, list[dict[str, Any]]]:
             raise SourceError(f"the session {path} has no predictions.jsonl",
                               f"make one with `emotiond replay {path} --clock deterministic --log {path}/predictions.jsonl`")
         return "session", [_recording(path.name, log, read_log(log))]
-    from emotiond.batch import SUMMARY_JSONL, read_summary
-
     rows = read_summary(path) if (path / SUMMARY_JSONL).is_file() else [
         {"input": str(p), "log": p.name, "status": "ok"} for p in sorted(path.glob("*.jsonl")) if not p.name.startswith(".")]
     if not rows:

@@ -1,5 +1,7 @@
 """One recording in a few numbers: the summary row of a log (``emotiond batch``'s summary.csv,
-``emotiond report``'s tables).  Pure: records in, a dict out — :func:`read_log` is the only I/O.
+``emotiond report``'s tables).  Pure: records in, a dict out — the only I/O is reading a log
+(:func:`read_log`) and reading/writing a batch folder's summary files (:func:`read_summary`,
+:func:`write_summary`).
 
 Time shares are weighted by how long each record stands for (the gap to the next record; the
 last record counts for the median gap), so a variable frame rate does not bias them.  Frames
@@ -9,8 +11,11 @@ with no evidence (no face and no speech: ``label`` null) count as ``none`` — t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,8 @@ from typing import Any
 from emotiond.errors import SourceError
 from emotiond.labels import EMOTIONS
 
+SUMMARY_JSONL = "summary.jsonl"  # the summary files of a batch folder
+SUMMARY_CSV = "summary.csv"
 SPEECH_THRESHOLD = 0.5  # the VAD's default threshold (config voice.vad_threshold)
 
 # The summary row, in column order (summary.csv).  Input/log/status/error/wall are filled by
@@ -193,3 +200,34 @@ def rows_in_order(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row.update({k: v for k, v in r.items() if k not in row})
         out.append(row)
     return out
+
+
+def read_summary(out: Path) -> list[dict[str, Any]]:
+    """The rows of ``out/summary.jsonl`` (none when it is missing; unreadable lines skipped)."""
+    path = out / SUMMARY_JSONL
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(r, dict) and "input" in r:
+                rows.append(r)
+    return rows
+
+
+def write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
+    """summary.jsonl and summary.csv, each written whole to a temporary name then renamed."""
+    rows = rows_in_order(rows)
+    text = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in rows)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow([csv_value(r.get(c)) for c in COLUMNS])
+    for name, content in ((SUMMARY_JSONL, text), (SUMMARY_CSV, buf.getvalue())):
+        tmp = out / f".{name}.part"
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(content)
+        os.replace(tmp, out / name)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from emotiond.batch import SUMMARY_CSV, SUMMARY_JSONL, Job, assign_logs, expand_inputs, plan_workers, read_summary
+from emotiond.batch import Job, assign_logs, expand_inputs, plan_workers
+from emotiond.summary import SUMMARY_CSV, read_summary
 from emotiond.cli import main
 from emotiond.summary import COLUMNS
 from tests.mediautil import transcode
