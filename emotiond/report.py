@@ -213,11 +213,11 @@ def set_figures(recordings: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 # -- HTML ---------------------------------------------------------------------------------------------
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#212121;max-width:1100px}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#212121;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #e0e0e0;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px}table{border-collapse:collapse;font-size:13px;margin:8px 0}
 td,th{border:1px solid #e0e0e0;padding:3px 7px;text-align:right}th{background:#f5f5f5}
-td.l,th.l{text-align:left}td.err{min-width:220px}.err{color:#b71c1c}.muted{color:#757575;font-size:12px}
+td.l,th.l{text-align:left}td.err{min-width:220px}.wide{overflow-x:auto}.err{color:#b71c1c}.muted{color:#757575;font-size:12px}
 img{max-width:100%;display:block;margin:6px 0}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 """
 
@@ -248,7 +248,7 @@ def _img(b64: str, alt: str) -> str:
 def _set_table(recordings: list[dict[str, Any]]) -> str:
     head = ["recording", "status", "duration s", "frames", "faces", "top emotion", *EMOTIONS, "none",
             "valence", "arousal", "speech s", "error"]
-    out = ["<table><tr>" + "".join(f'<th class="{"l" if h in ("recording", "status", "error") else ""}">{_e(h)}</th>'
+    out = ['<div class="wide"><table><tr>' + "".join(f'<th class="{"l" if h in ("recording", "status", "error") else ""}">{_e(h)}</th>'
                                    for h in head) + "</tr>"]
     for r in recordings:
         row = r["row"]
@@ -260,7 +260,7 @@ def _set_table(recordings: list[dict[str, Any]]) -> str:
         cells += [f"<td>{_fmt(row.get('mean_valence'))}</td>", f"<td>{_fmt(row.get('mean_arousal'))}</td>",
                   f"<td>{_fmt(row.get('speech_time'))}</td>", f'<td class="l err">{_e(row.get("error") or "")}</td>']
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
