@@ -496,12 +496,22 @@ def _run_ray(jobs: list[Job], config, options: Options, address: str | None, rec
                                   "runtime_env": {"env_vars": {"RAY_USAGE_STATS_ENABLED": "0",
                                                                "OPENBLAS_NUM_THREADS": "1"}}}
         if not address:
+            # A local instance: our tasks pass only small rows, so a small object store; and a
+            # patient raylet — on a loaded machine its agents took longer than Ray's default wait
+            # to register, and the raylet aborted at start (seen at load average ~25 on 2 cores).
             kwargs["num_cpus"] = cores()
-        try:
-            ray.init(address=address or None, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise EmotiondError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: {exc}",
-                                "start it with `ray start --head` and pass its address to --ray") from None
+            kwargs["object_store_memory"] = 256 * 2**20
+            os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
+        for attempt in (1, 2):
+            try:
+                ray.init(address=address or None, **kwargs)
+                break
+            except Exception as exc:  # noqa: BLE001  (Ray raises several kinds at start)
+                ray.shutdown()
+                if attempt == 2 or address:
+                    raise EmotiondError(f"cannot start or reach Ray at {address or 'a new local instance'}: {exc}",
+                                        "check `ray status`; start a cluster with `ray start --head` and pass its "
+                                        "address to --ray") from None
         started = True
     interrupted = False
     pool_actors = []
