@@ -215,8 +215,11 @@ class _ConsoleSink:
         from emotiond.labels import EMOTIONS
 
         faces = ", ".join(
-            f"#{f.track_id} {EMOTIONS[int(f.emotion.argmax())]} {f.emotion.max():.2f}" for f in result.faces if f.emotion is not None
+            f"#{f.track_id} {f.label or EMOTIONS[int(f.emotion.argmax())]} {f.emotion.max():.2f}"
+            for f in result.faces if f.emotion is not None
         ) or "no face"
+        if result.faces_unanalysed:
+            faces += f" (+{result.faces_unanalysed} not analysed: raise face.max_faces)"
         voice = "—"
         if result.voice is not None:
             voice = f"{EMOTIONS[int(result.voice.argmax())]} {result.voice.max():.2f}"

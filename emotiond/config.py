@@ -34,13 +34,16 @@ class _Section(BaseModel):
 
 
 class FaceConfig(_Section):
-    max_faces: int = Field(4, ge=1, le=32, description="most faces analysed per frame")
+    max_faces: int = Field(8, ge=1, le=32, description="most faces analysed per frame (more are counted as unanalysed)")
+    small_faces: bool = Field(True, description="video: search small faces (down to ~5 % of the frame height) with the full-range detector")
     min_detection_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_presence_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_tracking_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_face_size: float = Field(48.0, ge=8.0, description="face height (px) below which quality falls off")
     track_iou: float = Field(0.3, gt=0.0, lt=1.0, description="least box overlap that continues a track")
-    track_max_gap: float = Field(0.5, ge=0.0, description="seconds a lost face keeps its id")
+    track_max_gap: float = Field(1.5, ge=0.0, description="seconds a lost face keeps its id")
+    reentry_gap: float = Field(4.0, ge=0.0, description="seconds within which a face re-entering near where it left gets its old id back")
+    uncertain_below: float = Field(0.3, ge=0.0, le=1.0, description="face reliability under which its label is 'uncertain'")
     workers: int = Field(0, ge=0, le=16, description="parallel landmark workers (frames alternate between them); 0 = one per core, at most 2")
 
 

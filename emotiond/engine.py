@@ -23,6 +23,7 @@ import numpy as np
 
 from emotiond import registry
 from emotiond.config import Config
+from emotiond.face.reliability import UNCERTAIN
 from emotiond.face.tracker import FaceTracker, primary_face
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
 from emotiond.models import Models, ModelStatus
@@ -75,8 +76,8 @@ class Engine:
         if self.video and models.face:
             self._landmarkers = models.lease_landmarkers(video=not self.independent_frames)
             self._face_model = models.face_model
-            self.models.extend(s for s in models.status if s.name in ("face_landmarker", self._face_model.card.name))
-        self._tracker = FaceTracker(cfg.face.track_iou, cfg.face.track_max_gap)
+            self.models.extend(s for s in models.status if s.name in ("face_landmarker", "face_detector_full_range", self._face_model.card.name))
+        self._tracker = FaceTracker(cfg.face.track_iou, cfg.face.track_max_gap, cfg.face.reentry_gap)
 
         if want_voice and models.voice_model is not None:
             # Live sources evaluate the voice model on a worker thread so a frame never waits
@@ -171,8 +172,9 @@ class Engine:
             self._tracker.reset()
         self._tracker.update(faces, frame.t)
         if self._face_model is not None:
-            face_emotions(self._face_model, frame.image, faces)
+            face_emotions(self._face_model, frame.image, faces, self.config.face.uncertain_below)
         result = self._result(frame.t, frame.index, frame, faces)
+        result.faces_unanalysed = getattr(faces, "unanalysed", 0)
         result.timings["analyse"] = time.perf_counter() - t0
         return result
 
@@ -199,10 +201,15 @@ class Engine:
         for f in faces:
             if f.emotion is None:
                 continue
-            items = [evidence("face", f.emotion, f.quality * confidence_factor(f.emotion))]
+            rel = f.reliability if f.reliability is not None else f.quality
+            # a floor keeps an unreadable face in the result, labelled "uncertain" below
+            items = [evidence("face", f.emotion, max(1e-3, rel * confidence_factor(f.emotion)))]
             if voice_ev is not None:
                 items.append(voice_ev)
-            by_track[f.track_id] = self._fusion(f.track_id).update(t, items)
+            fused_f = self._fusion(f.track_id).update(t, items)
+            if fused_f is not None and f.label == UNCERTAIN and voice_ev is None:
+                fused_f.label = UNCERTAIN  # only an unreadable face speaks: no confident label
+            by_track[f.track_id] = fused_f
             self._fusion_seen[f.track_id] = t
         primary = primary_face(faces)
         if primary is not None:
@@ -263,6 +270,11 @@ def open_landmarker(cfg: Config, video: bool = True):
     from emotiond.face.landmarks import FaceLandmarker
 
     card = registry.resolve("face_landmarker", cfg.models_dir)
+    detector = None
+    if video and cfg.face.small_faces:
+        from emotiond.face.detector import FaceDetector
+
+        detector = FaceDetector.from_registry(cfg.models_dir)
     lm = FaceLandmarker(
         card.path,
         max_faces=cfg.face.max_faces,
@@ -271,17 +283,27 @@ def open_landmarker(cfg: Config, video: bool = True):
         min_tracking_confidence=cfg.face.min_tracking_confidence,
         min_face_size=cfg.face.min_face_size,
         video=video,
+        detector=detector,
+        owns_detector=True,
     )
     lm.card = card
     return lm
 
 
-def face_emotions(model, image, faces) -> None:
-    """Crop every face upright and set its ``emotion`` (one batched model call)."""
+def face_emotions(model, image, faces, uncertain_below: float = 0.0) -> None:
+    """Crop every face upright and set its ``emotion`` (one batched model call), its
+    ``reliability`` (emotiond/face/reliability.py) and its ``label`` ("uncertain" when the
+    reliability is under ``uncertain_below``)."""
+    from emotiond.face import reliability as rel
     from emotiond.face.align import face_crop
+    from emotiond.labels import EMOTIONS
 
     if not faces:
         return
-    probs = model.predict(np.stack([face_crop(image, f.landmarks) for f in faces]))
-    for f, p in zip(faces, probs):
+    crops = np.stack([face_crop(image, f.landmarks) for f in faces])
+    probs = model.predict(crops)
+    for f, p, c in zip(faces, probs, crops):
         f.emotion = p
+        f.reliability = rel.reliability(f.quality, rel.signals(c, f.landmarks, f.bbox))
+        f.label = rel.UNCERTAIN if f.reliability < uncertain_below else EMOTIONS[int(np.argmax(p))]
+

@@ -97,6 +97,9 @@ class Models:
                 self._idle[True].append(self._new_landmarker(video=True))
             c = self.landmarker_card
             self.status.append(ModelStatus("face_landmarker", c.path.name, c.sha256, "mediapipe (CPU)"))
+            if cfg.face.small_faces:
+                d = registry.resolve("face_detector_full_range", cfg.models_dir)
+                self.status.append(ModelStatus(d.name, d.path.name, d.sha256, "mediapipe (CPU)"))
             self.face_model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
             fc = self.face_model.card
             self.status.append(ModelStatus(fc.name, fc.path.name, fc.sha256, self.face_model.provider))
@@ -119,6 +122,11 @@ class Models:
         from emotiond.face.landmarks import FaceLandmarker
 
         f = self.config.face
+        detector = None
+        if video and f.small_faces:  # one full-range detector per landmarker (each on its own thread)
+            from emotiond.face.detector import FaceDetector
+
+            detector = FaceDetector.from_registry(self.config.models_dir)
         lm = FaceLandmarker(
             self.landmarker_card.path,
             max_faces=f.max_faces,
@@ -127,6 +135,8 @@ class Models:
             min_tracking_confidence=f.min_tracking_confidence,
             min_face_size=f.min_face_size,
             video=video,
+            detector=detector,
+            owns_detector=True,
         )
         lm.card = self.landmarker_card
         self._all.append(lm)

@@ -22,6 +22,7 @@ _PKG_DIR = Path(__file__).resolve().parent
 # The models the product needs (name -> task); `emotiond models` reports any that is missing.
 REQUIRED: dict[str, str] = {
     "face_landmarker": "face-landmarks",
+    "face_detector_full_range": "face-detection",
     "face_emotion_fer": "face-emotion",
     "silero_vad": "voice-activity",
     "voice_emotion": "voice-emotion",

@@ -42,14 +42,22 @@ def _dist(p: np.ndarray | None) -> dict[str, float] | None:
 def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any]:
     """The JSON-able record of one result (the JSONL line, the GUI's model).  With
     ``face_features`` each face also carries its 52 blendshapes and 478 landmarks."""
+    from emotiond.face.aus import as_dict as action_units
+
     faces = []
     for f in result.faces:
+        label = f.label
+        if label is None and f.emotion is not None:
+            label = EMOTIONS[int(np.argmax(f.emotion))]
         face = {
             "id": f.track_id,
             "bbox": [_r(v) for v in f.bbox],
             "quality": _r(f.quality),
+            "reliability": _r(f.reliability),
+            "pose": {k: round(float(v), 1) for k, v in zip(("yaw", "pitch", "roll"), f.pose)} if f.pose else None,
             "face": _dist(f.emotion),
-            "label": EMOTIONS[int(np.argmax(f.emotion))] if f.emotion is not None else None,
+            "label": label,
+            "aus": {k: _r(v) for k, v in action_units(f.blendshapes).items()},
         }
         if face_features:
             from emotiond.face.landmarks import BLENDSHAPES
@@ -72,6 +80,7 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
         "shares": {k: _r(v) for k, v in fused.shares.items()} if fused else None,
         "valence": _r(fused.valence) if fused else None,
         "arousal": _r(fused.arousal) if fused else None,
+        "faces_unanalysed": result.faces_unanalysed,
     }
 
 
@@ -140,6 +149,14 @@ class JsonlSink:
             pass
 
 
+def _au_names() -> tuple[str, ...]:
+    from emotiond.face.aus import NAMES
+
+    return NAMES
+
+
+FACE_EXTRA = ["reliability", "yaw", "pitch", "roll"] + [f"au_{n}" for n in _au_names()]
+
 CSV_COLUMNS = (
     ["t", "frame", "face_id", "x0", "y0", "x1", "y1", "quality", "face_label"]
     + [f"face_{e}" for e in EMOTIONS]
@@ -148,6 +165,8 @@ CSV_COLUMNS = (
     + [f"fused_{e}" for e in EMOTIONS]
     + ["share_face", "share_voice", "valence", "arousal"]
     + ["voice_arousal"]
+    + ["faces_unanalysed"]
+    + FACE_EXTRA
 )
 
 
@@ -163,15 +182,21 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
         + d(record["fused"])
         + [shares.get("face"), shares.get("voice"), record["valence"], record["arousal"]]
         + [record.get("voice_arousal")]
+        + [record.get("faces_unanalysed", 0)]
     )
     faces = record["faces"] or [None]
     rows = []
     for f in faces:
         if f is None:
             head = [record["t"], record["frame"]] + [None] * 7 + [None] * len(EMOTIONS)
+            extra = [None] * len(FACE_EXTRA)
         else:
             head = [record["t"], record["frame"], f["id"], *f["bbox"], f["quality"], f["label"]] + d(f["face"])
-        rows.append(head + tail)
+            pose = f.get("pose") or {}
+            aus = f.get("aus") or {}
+            extra = [f.get("reliability"), pose.get("yaw"), pose.get("pitch"), pose.get("roll")]
+            extra += [aus.get(n) for n in _au_names()]
+        rows.append(head + tail + extra)
     return rows
 
 

@@ -42,6 +42,9 @@ class FaceObservation:
     quality: float  # [0, 1]: how much this face can be trusted (size, pose, visibility)
     track_id: int = -1  # stable while the face stays in view; assigned by the tracker
     emotion: np.ndarray | None = None  # probabilities over labels.EMOTIONS, set by the emotion stage
+    pose: tuple[float, float, float] | None = None  # head yaw, pitch, roll in degrees (face.landmarks.head_pose)
+    reliability: float | None = None  # [0, 1] can the expression be read (face.reliability); set with emotion
+    label: str | None = None  # the most probable class, or "uncertain" when reliability is low; set with emotion
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class FrameResult:
     fused: FusedResult | None = None  # the frame-level result: the primary face's fusion (or the voice's)
     primary: int | None = None  # track id of the face ``fused`` speaks for; None: no face (voice only)
     fused_by_track: dict[int, FusedResult | None] = field(default_factory=dict)  # every face track's fusion
+    faces_unanalysed: int = 0  # faces seen beyond face.max_faces (not in ``faces``)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
     @property

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from emotiond import registry
-from emotiond.face.landmarks import N_BLENDSHAPES, N_LANDMARKS, FaceLandmarker, _tiles, face_quality
+from emotiond.face.landmarks import (
+    N_BLENDSHAPES,
+    N_LANDMARKS,
+    FaceLandmarker,
+    _tiles,
+    face_quality,
+    head_pose,
+    pose_factor,
+)
 from emotiond.sources.media import MediaFileSource, read_image
 
 
@@ -43,15 +51,30 @@ def test_face_features(model_path, single_face_jpg):
     assert f.quality > 0.8
 
 
-def test_quality_drops_for_small_and_turned_faces(model_path, single_face_jpg):
+def test_quality_drops_for_small_and_turned_faces_but_not_tilted_ones(model_path, single_face_jpg):
     image = read_image(single_face_jpg)
     with FaceLandmarker(model_path, video=False) as lm:
         f = lm.detect(image)[0]
-    small = face_quality(f.landmarks, f.bbox, min_face_size=10 * (f.bbox[3] - f.bbox[1]))
-    assert small == pytest.approx(0.1 * face_quality(f.landmarks, f.bbox, 1.0), rel=1e-6)
-    turned = f.landmarks.copy()
-    turned[1, 0] = turned[454, 0] - 1.0  # nose at the cheek: a profile
-    assert face_quality(turned, f.bbox, 48.0) < 0.1
+    assert f.pose is not None and all(abs(a) < 25 for a in f.pose)
+    small = face_quality(f.bbox, 10 * (f.bbox[3] - f.bbox[1]), f.pose)
+    assert small == pytest.approx(0.1 * face_quality(f.bbox, 1.0, f.pose), rel=1e-6)
+    assert face_quality(f.bbox, 48.0, (80.0, 0.0, 0.0)) == 0.0  # a profile
+    assert face_quality(f.bbox, 48.0, (0.0, 60.0, 0.0)) < 0.5  # looking up steeply
+    assert face_quality(f.bbox, 48.0, (0.0, 0.0, 90.0)) == 1.0  # a tilted head: the crop is upright
+
+
+def test_head_pose_from_the_transformation_matrix():
+    def rz(d):
+        a = np.radians(d)
+        return np.array([[np.cos(a), -np.sin(a), 0, 0], [np.sin(a), np.cos(a), 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+    def ry(d):
+        a = np.radians(d)
+        return np.array([[np.cos(a), 0, np.sin(a), 0], [0, 1, 0, 0], [-np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]])
+
+    yaw, pitch, roll = head_pose(rz(40) @ ry(25) * 3.0)  # a uniform scale does not matter
+    assert yaw == pytest.approx(25, abs=1e-6) and pitch == pytest.approx(0, abs=1e-6) and roll == pytest.approx(40)
+    assert head_pose(None) is None and pose_factor(None) == 1.0
 
 
 def test_no_face_image(model_path):

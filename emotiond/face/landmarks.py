@@ -26,8 +26,10 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from emotiond.errors import ModelError, SourceError
@@ -50,10 +52,14 @@ BLENDSHAPES: tuple[str, ...] = (
     "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
 )
 
-# Landmark indices (mediapipe canonical face mesh).
-NOSE_TIP = 1
-CHEEK_RIGHT = 234  # subject's right, image left
-CHEEK_LEFT = 454
+# Small-face search in video (see FaceLandmarker): crops around detections.
+ROI_SCALE = 1.9  # crop side / the face's landmark-box side (tight, so neighbours stay out of the crop)
+ROI_DET_SCALE = 2.0  # crop side / the detector's box side (its box is tighter than the landmarks')
+ROI_RECENTRE = 0.1  # move the crop when the face's centre is this far (× crop side) off it
+ROI_MAX_PX = 256  # crops larger than this are shrunk (area averaging) before the landmarker
+ROI_MISSES = 2  # frames a crop may lose its face before it is dropped
+DETECT_INTERVAL_FOUND = 1.0  # s between detector runs while faces are tracked
+DETECT_INTERVAL_SEARCH = 0.25  # s between detector runs while a face is missing or none is seen
 
 _import_lock = threading.Lock()
 
@@ -117,18 +123,42 @@ def _quiet_stderr():
     return _Ctx()
 
 
-def face_quality(landmarks_px: np.ndarray, bbox: tuple[float, float, float, float], min_face_size: float) -> float:
-    """[0, 1]: falls off for faces smaller than ``min_face_size`` px and for turned heads."""
+def head_pose(matrix: np.ndarray | None) -> tuple[float, float, float] | None:
+    """(yaw, pitch, roll) in degrees from mediapipe's 4×4 facial transformation matrix
+    (canonical face → camera space; x right, y up, z towards the camera).
+
+    yaw: + = the face turned towards the image left (the subject's right); pitch: + = chin
+    up; roll: + = the head tilted counter-clockwise in the image.  Euler order R = Rz·Ry·Rx
+    (roll, yaw, pitch), so roll is in-plane rotation and yaw/pitch are what hides the face."""
+    if matrix is None:
+        return None
+    r = np.asarray(matrix, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(r, axis=0)
+    if not np.all(np.isfinite(r)) or np.any(norms < 1e-9):
+        return None
+    r = r / norms  # the matrix may carry a uniform scale
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def pose_factor(pose: tuple[float, float, float] | None) -> float:
+    """[0, 1] from yaw and pitch only (the crop is turned upright, so roll costs nothing):
+    1 up to 30° off frontal, 0.5 at 52°, 0 from 75° (where the expression model guesses)."""
+    if pose is None:
+        return 1.0
+    off = float(np.hypot(pose[0], pose[1]))
+    return float(np.clip((75.0 - off) / 45.0, 0.0, 1.0))
+
+
+def face_quality(bbox: tuple[float, float, float, float], min_face_size: float,
+                 pose: tuple[float, float, float] | None) -> float:
+    """[0, 1]: falls off for faces smaller than ``min_face_size`` px and for heads turned
+    away (yaw/pitch, :func:`pose_factor`), not for tilted ones (roll)."""
     height = bbox[3] - bbox[1]
     size_q = float(np.clip(height / min_face_size, 0.0, 1.0))
-    nose_x = landmarks_px[NOSE_TIP, 0]
-    d_right = abs(nose_x - landmarks_px[CHEEK_RIGHT, 0])
-    d_left = abs(landmarks_px[CHEEK_LEFT, 0] - nose_x)
-    total = d_right + d_left
-    frontal = 1.0 - abs(d_right - d_left) / total if total > 1e-6 else 0.0
-    # A face turned by ~45° has frontal ≈ 0.4; beyond ~70° the expression model is guessing.
-    pose_q = float(np.clip((frontal - 0.15) / 0.55, 0.0, 1.0))
-    return size_q * pose_q
+    return size_q * pose_factor(pose)
 
 
 def _bbox(points: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
@@ -174,11 +204,85 @@ def _dedupe(faces: list[FaceObservation]) -> list[FaceObservation]:
     return kept
 
 
+class FaceList(list):
+    """The faces of one frame, plus how many more were seen but not analysed (``max_faces``)."""
+
+    unanalysed: int = 0
+
+
+def _overlap(a, b) -> float:
+    """Intersection over the smaller box's area."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
+class _Roi:
+    """One face followed on a square crop by its own VIDEO-mode landmarker (max 1 face):
+    the crop is re-centred on the face's landmarks every frame, so the face stays at about a
+    third of the crop, where mediapipe's short-range detector and tracker work."""
+
+    def __init__(self, lm: FaceLandmarker):
+        self.lm = lm
+        self.cx = self.cy = self.side = 0.0
+        self.vx = self.vy = 0.0  # the last move of the crop (px)
+        self.misses = 0
+
+    def place_detection(self, box) -> None:
+        self.vx = self.vy = 0.0
+        self.cx, self.cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        self.side = ROI_DET_SCALE * max(box[2] - box[0], box[3] - box[1])
+
+    def step(self, image: np.ndarray, ts: int) -> FaceObservation | None:
+        h, w = image.shape[:2]
+        side = max(8, int(round(self.side)))
+        x0, y0 = int(round(self.cx - side / 2)), int(round(self.cy - side / 2))
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        if sx1 - sx0 < 4 or sy1 - sy0 < 4:
+            return None
+        crop = image[sy0:sy1, sx0:sx1]
+        if (sx0, sy0, sx1, sy1) != (x0, y0, x0 + side, y0 + side):
+            crop = cv2.copyMakeBorder(crop, sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1,
+                                      cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        scale = 1.0
+        if side > ROI_MAX_PX:
+            crop = cv2.resize(crop, (ROI_MAX_PX, ROI_MAX_PX), interpolation=cv2.INTER_AREA)
+            scale = side / ROI_MAX_PX
+        faces = self.lm._faces(crop, self.lm._timestamp(ts / 1000.0), x0, y0, w, h, scale)
+        if not faces:
+            return None
+        f = faces[0]
+        b = f.landmarks[:, :2]
+        lo, hi = b.min(axis=0), b.max(axis=0)
+        if max(abs((lo[0] + hi[0]) / 2 - self.cx), abs((lo[1] + hi[1]) / 2 - self.cy)) > side / 2:
+            return None  # the face's centre is outside the crop
+        nx, ny = float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2)
+        nside = ROI_SCALE * float(max(hi[0] - lo[0], hi[1] - lo[1]))
+        # Move the crop only when the face drifts off its centre or changes size: mediapipe
+        # tracks the face in crop coordinates, and every move of the crop looks like motion.
+        if (max(abs(nx - self.cx), abs(ny - self.cy)) > ROI_RECENTRE * self.side
+                or not 0.8 <= nside / max(self.side, 1e-6) <= 1.25):
+            self.vx, self.vy = nx - self.cx, ny - self.cy
+            lead = 0.5  # half a step ahead of a moving face
+            self.cx, self.cy, self.side = nx + lead * self.vx, ny + lead * self.vy, nside
+        return f
+
+
 class FaceLandmarker:
     """Stateful (VIDEO mode tracks faces between calls); one instance per stream.
 
     ``detect(image_rgb, t)`` needs strictly increasing ``t`` (seconds); for
     unrelated still images use ``video=False``.
+
+    Small faces in video: mediapipe's landmarker finds faces with its short-range detector,
+    which sees the whole frame at 128×128 and misses faces under ~20 % of the frame height.
+    With a ``detector`` (:class:`emotiond.face.detector.FaceDetector`, full range, run on a
+    schedule — every ``DETECT_INTERVAL_FOUND`` s while all is tracked, every
+    ``DETECT_INTERVAL_SEARCH`` s and at once when a face is lost), each detection not already
+    covered seeds a crop followed by its own small landmarker (:class:`_Roi`); faces the
+    whole-frame landmarker tracks stay on that cheap path.  Duplicates (one face found twice)
+    are merged in every frame.
     """
 
     def __init__(
@@ -191,8 +295,24 @@ class FaceLandmarker:
         min_face_size: float = 48.0,
         video: bool = True,
         fast_path: bool = True,
+        detector=None,
+        owns_detector: bool = False,
     ):
         base_options, fl, mp_image, rm = _import_mediapipe()
+        self._model_path = model_path
+        self._child_kwargs = dict(
+            min_detection_confidence=min_detection_confidence, min_presence_confidence=min_presence_confidence,
+            min_tracking_confidence=min_tracking_confidence, min_face_size=min_face_size, fast_path=fast_path,
+        )
+        self._detector = detector if video else None
+        self._owns_detector = owns_detector
+        self._rois: list[_Roi] = []
+        self._pool: list[_Roi] = []
+        self._main_count = 0
+        self._last_detect: float | None = None
+        self._searching = False
+        self._unanalysed = 0
+        self.seconds = {"detector": 0.0, "crops": 0.0}  # time in the full-range detector / crop landmarkers
         self._fl = fl
         self._mp_image = mp_image
         self.video = video
@@ -206,6 +326,7 @@ class FaceLandmarker:
             min_face_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
             output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
         )
         try:
             with _quiet_stderr():
@@ -259,7 +380,7 @@ class FaceLandmarker:
         buf = (ctypes.c_char * (count * dtype.itemsize)).from_address(addr)
         return np.frombuffer(buf, dtype=dtype, count=count).copy()
 
-    def _detect_fast(self, image, timestamp_ms: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _detect_fast(self, image, timestamp_ms: int | None) -> tuple[list, list, list]:
         lm = self._lm
         result = self._fl.MpFaceLandmarkerResultC()
         if timestamp_ms is None:
@@ -280,11 +401,13 @@ class FaceLandmarker:
                 ok = (arr["index"] >= 0) & (arr["index"] < N_BLENDSHAPES)
                 scores[arr["index"][ok]] = arr["score"][ok]
                 shapes.append(scores)
+            mats = [result.facial_transformation_matrixes[i].to_numpy().copy()
+                    for i in range(result.facial_transformation_matrixes_count)]
         finally:
             lm._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
-        return points, shapes
+        return points, shapes, mats
 
-    def _detect_public(self, image, timestamp_ms: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _detect_public(self, image, timestamp_ms: int | None) -> tuple[list, list, list]:
         if timestamp_ms is None:
             res = self._lm.detect(image)
         else:
@@ -297,51 +420,143 @@ class FaceLandmarker:
                 if 0 <= c.index < N_BLENDSHAPES:
                     scores[c.index] = c.score
             shapes.append(scores)
-        return points, shapes
+        mats = [np.asarray(m) for m in (res.facial_transformation_matrixes or [])]
+        return points, shapes, mats
 
     # -- public --------------------------------------------------------------
-    def detect(self, image_rgb: np.ndarray, t: float | None = None) -> list[FaceObservation]:
+    def detect(self, image_rgb: np.ndarray, t: float | None = None) -> FaceList:
         """Faces in one frame.  In IMAGE mode (stills) small faces are also searched for in
         overlapping tiles: the detector works on a 128 px view of the whole image and
-        misses faces under ~10 % of its size (group photos)."""
+        misses faces under ~10 % of its size (group photos).  In VIDEO mode with a
+        ``detector``, small faces are searched for by it and followed on crops (see the class
+        docstring).  The list's ``unanalysed`` counts faces seen beyond ``max_faces``."""
         if self._closed:
             raise RuntimeError("FaceLandmarker is closed")
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise SourceError(f"expected an RGB uint8 image, got shape {image_rgb.shape} {image_rgb.dtype}")
-        ts = None
-        if self.video:
-            ts = int(round((t or 0.0) * 1000.0))
-            if ts <= self._last_ms:  # mediapipe needs strictly increasing timestamps
-                ts = self._last_ms + 1
-            self._last_ms = ts
-            return self._faces(image_rgb, ts, 0, 0, image_rgb.shape[1], image_rgb.shape[0])
         h, w = image_rgb.shape[:2]
+        if self.video:
+            ts = self._timestamp(t)
+            faces = _dedupe(self._faces(image_rgb, ts, 0, 0, w, h))
+            if self._detector is not None:
+                return self._with_small_faces(image_rgb, ts, faces)
+            return FaceList(faces[: self.max_faces])
         faces = self._faces(image_rgb, None, 0, 0, w, h)
         for x0, y0, x1, y1 in _tiles(w, h):
             faces += self._faces(image_rgb[y0:y1, x0:x1], None, x0, y0, w, h)
-        return _dedupe(faces)[: self.max_faces]
+        faces = _dedupe(faces)
+        out = FaceList(faces[: self.max_faces])
+        out.unanalysed = max(0, len(faces) - self.max_faces)
+        return out
 
-    def _faces(self, image_rgb: np.ndarray, ts: int | None, ox: int, oy: int, full_w: int, full_h: int) -> list[FaceObservation]:
+    def _timestamp(self, t: float | None) -> int:
+        ts = int(round((t or 0.0) * 1000.0))
+        if ts <= self._last_ms:  # mediapipe needs strictly increasing timestamps
+            ts = self._last_ms + 1
+        self._last_ms = ts
+        return ts
+
+    # -- small faces in video: detector + landmarkers on crops ------------------
+    def _with_small_faces(self, image: np.ndarray, ts: int, faces: list[FaceObservation]) -> FaceList:
+        t = ts / 1000.0
+        lost = len(faces) < self._main_count
+        self._main_count = len(faces)
+        missing: list[_Roi] = []
+        t0 = time.perf_counter()
+        for roi in list(self._rois):
+            f = roi.step(image, ts)
+            if f is not None and any(_overlap(f.bbox, g.bbox) > 0.5 for g in faces[: self._main_count]):
+                self._release(roi)  # the whole-frame landmarker follows this face now
+                continue
+            if f is None or any(_overlap(f.bbox, g.bbox) > 0.5 for g in faces):
+                missing.append(roi)  # lost it, or it slid onto a neighbour's face
+                continue
+            roi.misses = 0
+            faces.append(f)
+        self.seconds["crops"] += time.perf_counter() - t0
+        interval = DETECT_INTERVAL_SEARCH if (lost or missing or not faces or self._searching) else DETECT_INTERVAL_FOUND
+        if self._last_detect is None or lost or missing or t - self._last_detect >= interval:
+            self._last_detect = t
+            t0 = time.perf_counter()
+            dets = [d for d in self._detector.detect(image) if all(_overlap(d.bbox, f.bbox) < 0.3 for f in faces)]
+            self.seconds["detector"] += time.perf_counter() - t0
+            # a crop that lost its face moves to the nearest new detection and tries again
+            for roi in missing:
+                near = [d for d in dets if abs((d.bbox[0] + d.bbox[2]) / 2 - roi.cx) < roi.side
+                        and abs((d.bbox[1] + d.bbox[3]) / 2 - roi.cy) < roi.side]
+                if near:
+                    d = near[0]
+                    dets.remove(d)
+                    roi.place_detection(d.bbox)
+                    f = roi.step(image, ts)
+                    if f is not None and all(_overlap(f.bbox, g.bbox) <= 0.5 for g in faces):
+                        roi.misses = 0
+                        faces.append(f)
+                        continue
+                roi.misses += 1
+                if roi.misses > ROI_MISSES:
+                    self._release(roi)
+            extra = 0
+            for d in dets:
+                if len(faces) >= self.max_faces:
+                    extra += 1
+                    continue
+                roi = self._acquire()
+                roi.place_detection(d.bbox)
+                f = roi.step(image, ts)
+                if f is None or any(_overlap(f.bbox, g.bbox) > 0.5 for g in faces):
+                    self._release(roi)
+                    continue
+                faces.append(f)
+            self._searching = bool(dets) and len(dets) > extra
+            self._unanalysed = extra
+        else:
+            for roi in missing:
+                roi.misses += 1
+                if roi.misses > ROI_MISSES:
+                    self._release(roi)
+        out = FaceList(faces)
+        out.unanalysed = self._unanalysed
+        return out
+
+    def _acquire(self) -> _Roi:
+        if self._pool:
+            roi = self._pool.pop()
+        else:
+            roi = _Roi(FaceLandmarker(self._model_path, max_faces=1, video=True, **self._child_kwargs))
+        self._rois.append(roi)
+        return roi
+
+    def _release(self, roi: _Roi) -> None:
+        self._rois.remove(roi)
+        roi.misses = 0
+        self._pool.append(roi)
+
+    def _faces(self, image_rgb: np.ndarray, ts: int | None, ox: int, oy: int, full_w: int, full_h: int,
+               scale: float = 1.0) -> list[FaceObservation]:
+        """Faces in ``image_rgb``; pixel = (crop pixel × scale) + (ox, oy) in the full frame."""
         image = self._mp_image.Image(self._mp_image.ImageFormat.SRGB, np.ascontiguousarray(image_rgb))
-        points, shapes = (self._detect_fast if self._fast else self._detect_public)(image, ts)
+        points, shapes, mats = (self._detect_fast if self._fast else self._detect_public)(image, ts)
         h, w = image_rgb.shape[:2]
         faces = []
         for i, norm in enumerate(points):
             if norm.shape[0] < N_LANDMARKS:
                 continue
             px = np.empty_like(norm, dtype=np.float32)
-            px[:, 0] = norm[:, 0] * w + ox
-            px[:, 1] = norm[:, 1] * h + oy
-            px[:, 2] = norm[:, 2] * w
+            px[:, 0] = norm[:, 0] * (w * scale) + ox
+            px[:, 1] = norm[:, 1] * (h * scale) + oy
+            px[:, 2] = norm[:, 2] * (w * scale)
             bbox = _bbox(px, full_w, full_h)
             if bbox[2] - bbox[0] < 2 or bbox[3] - bbox[1] < 2:
                 continue  # face entirely outside the image
+            pose = head_pose(mats[i]) if i < len(mats) else None
             faces.append(
                 FaceObservation(
                     landmarks=px,
                     blendshapes=shapes[i] if i < len(shapes) else np.zeros(N_BLENDSHAPES, np.float32),
                     bbox=bbox,
-                    quality=face_quality(px, bbox, self.min_face_size),
+                    quality=face_quality(bbox, self.min_face_size, pose),
+                    pose=pose,
                 )
             )
         return faces
@@ -350,6 +565,11 @@ class FaceLandmarker:
         if not self._closed:
             self._closed = True
             self._lm.close()
+            for roi in self._rois + self._pool:
+                roi.lm.close()
+            self._rois, self._pool = [], []
+            if self._detector is not None and self._owns_detector:
+                self._detector.close()
 
     def __enter__(self):
         return self

@@ -64,7 +64,7 @@ def face_boxes(result: FrameResult | None, speech_threshold: float) -> list[Face
         label = conf = None
         if f.emotion is not None:
             k = int(np.argmax(f.emotion))
-            label, conf = EMOTIONS[k], float(f.emotion[k])
+            label, conf = f.label or EMOTIONS[k], float(f.emotion[k])  # "uncertain" when unreadable
         boxes.append(FaceBox(f.track_id, tuple(map(float, f.bbox)), label, conf, speaking and f is primary, f is primary))
     return boxes
 

@@ -1,0 +1,83 @@
+"""Can the expression of this face be read?  A reliability in [0, 1] from cheap signals.
+
+Pure numpy/OpenCV, no I/O.  Computed on the same upright 64×64 gray crop the expression
+model sees (emotiond/face/align.py), with the face's landmarks mapped into it:
+
+* ``quality`` — the landmark stage's size × head-pose factor (yaw/pitch only; roll costs
+  nothing because the crop is upright);
+* ``pixels`` — too few pixels: 0 for a face under 16 px high, 1 from 32 px;
+* ``light`` — contrast × brightness of the face: the gray standard deviation inside the face
+  oval against :data:`CONTRAST_OK`, times its mean against :data:`BRIGHT_OK` (dark,
+  washed-out or low-contrast faces have little of either);
+* ``eyes`` / ``mouth`` — visibility of the regions that carry the expression: texture
+  (gray standard deviation) of the eye band and of the mouth region relative to the whole
+  face; a hand, a mask, a box over them flattens it.  The lower of the two counts.
+
+``reliability = quality · pixels · light · min(eyes, mouth)``.  The constants were set on
+the Pexels clip (``../shared/media``) and on copies made from it with the mouth or the eyes
+covered, darkened, shrunk and turned (tests/test_reliability.py rebuilds that material and
+checks the calibration).  Below ``face.uncertain_below`` the face's label is "uncertain".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emotiond.face.align import crop_matrix
+
+UNCERTAIN = "uncertain"
+
+CONTRAST_OK = 24.0  # gray std (0–255) inside the face oval at which light = 1 (evenly lit single_face.mp4: ~25, Pexels: ~45)
+BRIGHT_OK = 60.0  # mean gray inside the face oval at which light = 1
+REGION_OK = 0.40  # region std / face std at which a region counts as fully visible (clip: open eyes ~0.8, laughing closed eyes ~0.4, mouth ~0.9)
+REGION_FLOOR = 0.12  # ... and fully hidden at or below this (a flat box: ~0.0–0.05)
+MIN_PX, OK_PX = 16.0, 32.0  # face height (px) for pixels = 0 and = 1
+
+# mediapipe face-mesh landmark sets
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+RIGHT_EYE = [33, 133, 159, 145, 160, 144, 158, 153]
+LEFT_EYE = [362, 263, 386, 374, 385, 380, 387, 373]
+EYES = RIGHT_EYE + LEFT_EYE
+MOUTH = [61, 291, 0, 17, 13, 14, 37, 267, 84, 314, 40, 270, 91, 321, 185, 409, 181, 405]
+
+
+def _region_std(crop: np.ndarray, pts: np.ndarray, pad: float) -> float:
+    lo = np.floor(pts.min(axis=0) - pad).astype(int)
+    hi = np.ceil(pts.max(axis=0) + pad).astype(int)
+    lo = np.clip(lo, 0, crop.shape[1] - 1)
+    hi = np.clip(hi, 1, crop.shape[1])
+    patch = crop[lo[1]:hi[1], lo[0]:hi[0]]
+    return float(patch.std()) if patch.size >= 4 else 0.0
+
+
+def signals(crop: np.ndarray, landmarks: np.ndarray, bbox) -> dict[str, float]:
+    """The factors described in the module docstring (``quality`` excluded), each in [0, 1]."""
+    size = crop.shape[0]
+    m = crop_matrix(landmarks, size)
+    xy = landmarks[:, :2].astype(np.float64) + 0.5  # landmark → OpenCV pixel-centre convention
+    pts = xy @ m[:, :2].T + m[:, 2]
+    g = crop.astype(np.float32)
+    # face oval: the pixels inside the convex hull of the oval points
+    import cv2
+
+    mask = np.zeros(crop.shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pts[FACE_OVAL]).astype(np.int32)), 1)
+    inside = g[mask > 0]
+    face_std = float(inside.std()) if inside.size > 16 else float(g.std())
+    mean = float(inside.mean()) if inside.size > 16 else float(g.mean())
+    light = float(np.clip(face_std / CONTRAST_OK, 0.0, 1.0) * np.clip(mean / BRIGHT_OK, 0.0, 1.0))
+    pad = 0.0
+
+    def vis(idx):
+        r = _region_std(g, pts[idx], pad) / max(face_std, 1e-6)
+        return float(np.clip((r - REGION_FLOOR) / (REGION_OK - REGION_FLOOR), 0.0, 1.0))
+
+    height = float(bbox[3] - bbox[1])
+    pixels = float(np.clip((height - MIN_PX) / (OK_PX - MIN_PX), 0.0, 1.0))
+    eyes = max(vis(RIGHT_EYE), vis(LEFT_EYE))  # one eye visible carries the eye region (closed laughing eyes are flat)
+    return {"pixels": pixels, "light": light, "eyes": eyes, "mouth": vis(MOUTH)}
+
+
+def reliability(quality: float, sig: dict[str, float]) -> float:
+    return float(np.clip(quality * sig["pixels"] * sig["light"] * min(sig["eyes"], sig["mouth"]), 0.0, 1.0))
