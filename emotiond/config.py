@@ -35,6 +35,8 @@ class _Section(BaseModel):
 
 class FaceConfig(_Section):
     max_faces: int = Field(8, ge=1, le=32, description="most faces analysed per frame (more are counted as unanalysed)")
+    model: Literal["face_emotion_fer", "face_emotion_faceapi"] = Field(
+        "face_emotion_fer", description="face-expression model from the catalogue (models/README.md)")
     small_faces: bool = Field(True, description="video: search small faces (down to ~5 % of the frame height) with the full-range detector")
     min_detection_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_presence_confidence: float = Field(0.5, ge=0.0, le=1.0)

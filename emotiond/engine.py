@@ -300,9 +300,10 @@ def face_emotions(model, image, faces, uncertain_below: float = 0.0) -> None:
 
     if not faces:
         return
-    crops = np.stack([face_crop(image, f.landmarks) for f in faces])
-    probs = model.predict(crops)
-    for f, p, c in zip(faces, probs, crops):
+    gray = [face_crop(image, f.landmarks) for f in faces]  # 64×64: what the reliability reads
+    same = getattr(model, "crop_size", 64) == 64 and getattr(model, "color", "gray") == "gray"
+    probs = model.predict(np.stack(gray if same else [model.crop(image, f.landmarks) for f in faces]))
+    for f, p, c in zip(faces, probs, gray):
         f.emotion = p
         f.reliability = rel.reliability(f.quality, rel.signals(c, f.landmarks, f.bbox))
         f.label = rel.UNCERTAIN if f.reliability < uncertain_below else EMOTIONS[int(np.argmax(p))]

@@ -174,7 +174,7 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
             f"{root} holds no labelled images",
             f"make one sub-folder per class named after it ({', '.join(labels.EMOTIONS)}) holding the images",
         )
-    model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
+    model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads, name=cfg.face.model)
     y_true, y_pred, skipped = [], [], {}
     bar = None
     if progress:

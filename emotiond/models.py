@@ -100,7 +100,8 @@ class Models:
             if cfg.face.small_faces:
                 d = registry.resolve("face_detector_full_range", cfg.models_dir)
                 self.status.append(ModelStatus(d.name, d.path.name, d.sha256, "mediapipe (CPU)"))
-            self.face_model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads)
+            self.face_model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads,
+                                                             name=cfg.face.model)
             fc = self.face_model.card
             self.status.append(ModelStatus(fc.name, fc.path.name, fc.sha256, self.face_model.provider))
         if self.voice:

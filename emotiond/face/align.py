@@ -94,8 +94,9 @@ def _matrix(centre: np.ndarray, angle: float, k: float, out: float) -> np.ndarra
     return np.hstack([rot, t[:, None]]).astype(np.float64)
 
 
-def face_crop(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np.ndarray:
-    """The face upright and framed as fer frames it: [size, size] uint8 gray.
+def face_crop(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 64, color: str = "gray") -> np.ndarray:
+    """The face upright and framed as fer frames it: [size, size] uint8 gray, or with
+    ``color="rgb"`` [size, size, 3] uint8 RGB (for models whose card asks for colour).
 
     ``image_rgb``: H×W×3 uint8 RGB.  ``landmarks``: [478, 3] float (x, y in pixels of
     ``image_rgb``; z scaled like x).  See the module docstring for the geometry.
@@ -111,6 +112,10 @@ def face_crop(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 64) -> n
     patch = cv2.warpAffine(
         image_rgb, m, (inner, inner), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+    if color == "rgb":
+        if factor > 1:
+            patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(patch)
     gray = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
     if factor > 1:
         gray = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
