@@ -44,7 +44,9 @@ MAPPING: dict[str, tuple[str, tuple[str, ...]]] = {
     "AU45": ("blink / eyes closed (AU43 when held)", ("eyeBlinkLeft", "eyeBlinkRight")),
 }
 NAMES: tuple[str, ...] = tuple(MAPPING)
-_IDX = [np.array([_I[b] for b in shapes]) for _, shapes in MAPPING.values()]
+_AVG = np.zeros((len(MAPPING), len(BLENDSHAPES)), np.float32)  # row k averages AU k's blendshapes
+for _k, (_, _shapes) in enumerate(MAPPING.values()):
+    _AVG[_k, [_I[b] for b in _shapes]] = 1.0 / len(_shapes)
 
 __doc__ += "\n".join(f"* {au} {name}: mean of {', '.join(shapes)}" for au, (name, shapes) in MAPPING.items()) + "\n"
 
@@ -54,9 +56,9 @@ def action_units(blendshapes: np.ndarray) -> np.ndarray:
     b = np.clip(np.asarray(blendshapes, dtype=np.float32), 0.0, 1.0)
     if b.shape != (len(BLENDSHAPES),):
         raise ValueError(f"expected {len(BLENDSHAPES)} blendshapes, got shape {b.shape}")
-    return np.array([b[i].mean() for i in _IDX], dtype=np.float32)
+    return _AVG @ b
 
 
 def as_dict(blendshapes: np.ndarray) -> dict[str, float]:
     """{"AU01": intensity, ...}: what the log and the GUI show for one face."""
-    return dict(zip(NAMES, (float(v) for v in action_units(blendshapes))))
+    return dict(zip(NAMES, action_units(blendshapes).tolist()))

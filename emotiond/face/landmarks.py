@@ -310,7 +310,6 @@ class FaceLandmarker:
         self._pool: list[_Roi] = []
         self._main_count = 0
         self._last_detect: float | None = None
-        self._searching = False
         self._unanalysed = 0
         self.seconds = {"detector": 0.0, "crops": 0.0}  # time in the full-range detector / crop landmarkers
         self._fl = fl
@@ -474,7 +473,9 @@ class FaceLandmarker:
             roi.misses = 0
             faces.append(f)
         self.seconds["crops"] += time.perf_counter() - t0
-        interval = DETECT_INTERVAL_SEARCH if (lost or missing or not faces or self._searching) else DETECT_INTERVAL_FOUND
+        interval = DETECT_INTERVAL_SEARCH if (lost or missing or not faces) else DETECT_INTERVAL_FOUND
+        if self._last_detect is None and faces:
+            self._last_detect = t  # faces from the first frame on: the first search can wait (start-up latency)
         if self._last_detect is None or lost or missing or t - self._last_detect >= interval:
             self._last_detect = t
             t0 = time.perf_counter()
@@ -508,7 +509,6 @@ class FaceLandmarker:
                     self._release(roi)
                     continue
                 faces.append(f)
-            self._searching = bool(dets) and len(dets) > extra
             self._unanalysed = extra
         else:
             for roi in missing:

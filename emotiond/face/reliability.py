@@ -21,6 +21,7 @@ checks the calibration).  Below ``face.uncertain_below`` the face's label is "un
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from emotiond.face.align import crop_matrix
@@ -40,6 +41,11 @@ RIGHT_EYE = [33, 133, 159, 145, 160, 144, 158, 153]
 LEFT_EYE = [362, 263, 386, 374, 385, 380, 387, 373]
 EYES = RIGHT_EYE + LEFT_EYE
 MOUTH = [61, 291, 0, 17, 13, 14, 37, 267, 84, 314, 40, 270, 91, 321, 185, 409, 181, 405]
+_USED = np.array(sorted(set(FACE_OVAL + EYES + MOUTH)))
+
+
+def _unit(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
 
 
 def _region_std(crop: np.ndarray, pts: np.ndarray, pad: float) -> float:
@@ -55,26 +61,24 @@ def signals(crop: np.ndarray, landmarks: np.ndarray, bbox) -> dict[str, float]:
     """The factors described in the module docstring (``quality`` excluded), each in [0, 1]."""
     size = crop.shape[0]
     m = crop_matrix(landmarks, size)
-    xy = landmarks[:, :2].astype(np.float64) + 0.5  # landmark → OpenCV pixel-centre convention
-    pts = xy @ m[:, :2].T + m[:, 2]
+    xy = landmarks[_USED, :2].astype(np.float64) + 0.5  # landmark → OpenCV pixel-centre convention
+    pts = np.zeros((int(landmarks.shape[0]), 2))
+    pts[_USED] = xy @ m[:, :2].T + m[:, 2]
     g = crop.astype(np.float32)
-    # face oval: the pixels inside the convex hull of the oval points
-    import cv2
-
     mask = np.zeros(crop.shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pts[FACE_OVAL]).astype(np.int32)), 1)
+    cv2.fillPoly(mask, [np.round(pts[FACE_OVAL]).astype(np.int32)], 1)
     inside = g[mask > 0]
     face_std = float(inside.std()) if inside.size > 16 else float(g.std())
     mean = float(inside.mean()) if inside.size > 16 else float(g.mean())
-    light = float(np.clip(face_std / CONTRAST_OK, 0.0, 1.0) * np.clip(mean / BRIGHT_OK, 0.0, 1.0))
+    light = _unit(face_std / CONTRAST_OK) * _unit(mean / BRIGHT_OK)
     pad = 0.0
 
     def vis(idx):
         r = _region_std(g, pts[idx], pad) / max(face_std, 1e-6)
-        return float(np.clip((r - REGION_FLOOR) / (REGION_OK - REGION_FLOOR), 0.0, 1.0))
+        return _unit((r - REGION_FLOOR) / (REGION_OK - REGION_FLOOR))
 
     height = float(bbox[3] - bbox[1])
-    pixels = float(np.clip((height - MIN_PX) / (OK_PX - MIN_PX), 0.0, 1.0))
+    pixels = _unit((height - MIN_PX) / (OK_PX - MIN_PX))
     eyes = max(vis(RIGHT_EYE), vis(LEFT_EYE))  # one eye visible carries the eye region (closed laughing eyes are flat)
     return {"pixels": pixels, "light": light, "eyes": eyes, "mouth": vis(MOUTH)}
 
