@@ -150,7 +150,7 @@ def main() -> None:
     if whole_stats:
         s = whole_stats.stage_seconds
         print("  split inside the whole run (thread-seconds): " + ", ".join(f"{k} {v:.2f}s" for k, v in s.items())
-              + f"; of the landmarks: full-range detector {inner['detector']:.2f}s, crop landmarkers {inner['crops']:.2f}s")
+              + f"; of the landmarks: full-range detector {inner1['detector']:.2f}s, crop landmarkers {inner1['crops']:.2f}s")
     lat = [first_result_latency(clip) for _ in range(args.repeat)]
     print(f"  start -> first result {med(lat):8.2f} s     (`emotiond run`, fresh process; goal <= 3 s)")
 
