@@ -207,8 +207,9 @@ class Engine:
             if voice_ev is not None:
                 items.append(voice_ev)
             fused_f = self._fusion(f.track_id).update(t, items)
-            if fused_f is not None and f.label == UNCERTAIN and voice_ev is None:
-                fused_f.label = UNCERTAIN  # only an unreadable face speaks: no confident label
+            weak_voice = voice_ev is None or voice_ev.reliability < self.config.face.uncertain_below
+            if fused_f is not None and f.label == UNCERTAIN and weak_voice:
+                fused_f.label = UNCERTAIN  # an unreadable face and no reliable voice: no confident label
             by_track[f.track_id] = fused_f
             self._fusion_seen[f.track_id] = t
         primary = primary_face(faces)
