@@ -33,13 +33,14 @@ class Detection:
 
 
 def tiles(w: int, h: int) -> list[tuple[int, int, int, int]]:
-    """Square tiles with side = the shorter edge, overlapping by at least a quarter, covering
-    the frame (one tile for a square frame, two for 16:9, three for 21:9)."""
+    """Square tiles with side = the shorter edge, overlapping by at least a fifth (a face too big
+    for the overlap is the whole-frame landmarker's), covering the frame (one tile for a square
+    frame, two for 16:9, three for 21:9)."""
     side = min(w, h)
     long = max(w, h)
     if long <= side:
         return [(0, 0, w, h)]
-    n = int(np.ceil((long - side) / (0.75 * side))) + 1
+    n = int(np.ceil((long - side) / (0.8 * side))) + 1
     starts = [int(round(i * (long - side) / (n - 1))) for i in range(n)]
     if w >= h:
         return [(s, 0, s + side, h) for s in starts]
