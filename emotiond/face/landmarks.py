@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from emotiond.errors import ModelError, SourceError
+from emotiond.face.detector import box_overlap as _overlap
 from emotiond.types import FaceObservation
 
 N_LANDMARKS = 478
@@ -208,14 +209,6 @@ class FaceList(list):
     """The faces of one frame, plus how many more were seen but not analysed (``max_faces``)."""
 
     unanalysed: int = 0
-
-
-def _overlap(a, b) -> float:
-    """Intersection over the smaller box's area."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / small if small > 0 else 0.0
 
 
 class _Roi:
