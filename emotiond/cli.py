@@ -172,7 +172,9 @@ def cmd_run(args) -> int:
         an.load()  # models first: a model problem must not cost the user an existing log (--overwrite)
         if args.log:
             mode = "append" if args.append else "overwrite" if args.overwrite else "new"
-            an.open_log(args.log, mode, face_features=getattr(args, "face_features", False))
+            sink = an.open_log(args.log, mode, face_features=getattr(args, "face_features", False))
+            for note in getattr(sink, "notes", []):
+                print(f"emotiond: warning: {note}", file=sys.stderr)
         if args.console:
             an.add_sink(_ConsoleSink())
         elif not args.log:

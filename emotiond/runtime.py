@@ -4,6 +4,9 @@
 libraries, and asking for it then prints errors before falling back.  We probe
 quietly (logger severity raised during the attempt) and report the provider
 that actually runs, so the UI and logs can show it.
+
+onnxruntime is imported here only, after its telemetry is switched off
+(:mod:`emotiond.privacy`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from emotiond import privacy
 from emotiond.errors import ModelError
 
 _lock = threading.Lock()
@@ -29,6 +33,15 @@ class OrtModel:
         return self.session.run(self.output_names, {self.input_name: x})
 
 
+def _import_ort():
+    """onnxruntime, with its telemetry off (set before the import; see emotiond.privacy)."""
+    privacy.quiet_onnxruntime()
+    import onnxruntime as ort
+
+    privacy.disable_onnxruntime_events(ort)
+    return ort
+
+
 def _options(ort, threads: int):
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only; the CUDA probe would otherwise shout
@@ -44,7 +57,7 @@ def load(path: Path, provider: str = "auto", threads: int = 1) -> OrtModel:
     "cuda" fails with a clear error when CUDA cannot run; "auto" falls back to CPU.
     """
     global _cuda_works
-    import onnxruntime as ort
+    ort = _import_ort()
 
     ort.set_default_logger_severity(3)  # warnings off; errors still reach stderr
     want_cuda = provider in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()

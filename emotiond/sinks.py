@@ -13,6 +13,8 @@ import errno
 import io
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,19 +92,116 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_log(path: Path, mode: str, newline: str | None = None):
-    """mode: "new" (refuse an existing non-empty file), "append" or "overwrite"."""
+_TAIL = 1 << 16  # bytes read from the end of a log to find its last complete line
+
+
+def _open_log(path: Path, mode: str, newline: str | None = None, kind: str = "jsonl", notes: list[str] | None = None):
+    """Open a log for writing; mode: "new" (refuse an existing non-empty file), "append" or
+    "overwrite".  Holds an exclusive advisory lock (``flock``) for as long as it is open, so a
+    second emotiond writing the same file is refused before anything is changed; ``overwrite``
+    truncates only once the lock is held.  ``append`` checks the file is a log of the same
+    ``kind`` ("jsonl" or "csv": a CSV must have this version's header) and removes a partial last
+    line left by an interrupted run (said in ``notes``).  FIFOs and devices (``/dev/stdout``) are
+    written as they are, without checks; a FIFO with no reader is refused instead of waiting."""
     path = Path(path)
-    if mode == "new" and path.exists() and path.stat().st_size > 0:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise SinkError(f"cannot write {path}: {exc.strerror}", "check the folder exists and is writable") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise SinkError(f"{path} is a folder", "pass a file name ending in .jsonl or .csv to --log")
+    regular = st is None or stat.S_ISREG(st.st_mode)
+    if mode == "new" and regular and st is not None and st.st_size > 0:
         raise SinkError(
             f"{path} already exists and is not empty",
             "pass --append to add to it, --overwrite to replace it, or choose another name",
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "a" if mode == "append" else "w", encoding="utf-8", newline=newline)
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        if not regular:
+            flags |= os.O_NONBLOCK  # a FIFO without a reader: ENXIO now rather than a hang
+        elif mode == "new":
+            flags |= os.O_EXCL if st is None else 0  # of several runs creating the same log, one wins
+        if mode == "append":
+            flags |= os.O_APPEND
+        fd = os.open(path, flags, 0o666)
+    except FileExistsError:
+        raise SinkError(f"{path} was just created by another run", "choose another log name") from None
     except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise SinkError(f"{path} is a FIFO with no reader", "start the reader first, or log to a file") from None
         raise SinkError(f"cannot write {path}: {exc.strerror}", "check the folder exists and is writable") from None
+    try:
+        if not regular:
+            os.set_blocking(fd, True)
+        else:
+            _lock(fd, path)
+            size = os.fstat(fd).st_size
+            if mode == "new" and size > 0:  # another run got here first and has written since
+                raise SinkError(f"{path} already exists and is not empty",
+                                "pass --append to add to it, --overwrite to replace it, or choose another name")
+            if mode == "overwrite":
+                os.ftruncate(fd, 0)
+            elif mode == "append" and size > 0:
+                _check_for_append(path, kind, notes)
+        return os.fdopen(fd, "a" if mode == "append" else "w", encoding="utf-8", newline=newline)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _lock(fd: int, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SinkError(f"{path} is being written by another emotiond run",
+                        "wait for that run to end, or choose another log name") from None
+    except OSError:  # a file system without locks (some network mounts): carry on unlocked
+        pass
+
+
+def _check_for_append(path: Path, kind: str, notes: list[str] | None) -> None:
+    """Refuse a file that is not an emotiond log of this kind; cut a partial last line."""
+    with open(path, "rb+") as fh:
+        head = fh.read(4096)
+        first = head.split(b"\n", 1)[0]
+        header = ",".join(CSV_COLUMNS).encode()
+        if kind == "csv":
+            if first.rstrip(b"\r") != header:
+                what = "a JSONL log" if first.lstrip().startswith(b"{") else "a CSV with another header"
+                raise SinkError(f"cannot append to {path}: it is {what}, not an emotiond CSV log of this version",
+                                "choose another log name, or --overwrite to replace it")
+        else:
+            try:
+                ok = isinstance(json.loads(first), dict) and "t" in json.loads(first)
+            except ValueError:
+                ok = b"\n" not in head and first.lstrip().startswith(b"{")  # one partial first line
+            if not ok:
+                what = "a CSV log" if first.startswith(b"t,frame,") else "not an emotiond JSONL log"
+                raise SinkError(f"cannot append to {path}: it is {what}",
+                                "choose another log name (.jsonl for JSON lines, .csv for CSV), or --overwrite to replace it")
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - _TAIL)
+        fh.seek(start)
+        tail = fh.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        if cut < 0 and start > 0:
+            raise SinkError(f"cannot append to {path}: its last line is longer than {_TAIL} bytes and incomplete",
+                            "repair the file by hand, or log to another file")
+        keep = start + cut + 1 if cut >= 0 else 0
+        fh.truncate(keep)
+        if notes is not None:
+            notes.append(f"{path}: removed an incomplete last line ({size - keep} bytes) left by an interrupted run "
+                         "before appending")
 
 
 def _write_error(path: Path, exc: OSError) -> SinkError:
@@ -116,7 +215,8 @@ class JsonlSink:
 
     def __init__(self, path: str | Path, mode: str = "new"):
         self.path = Path(path)
-        self._fh = _open_log(self.path, mode)
+        self.notes: list[str] = []  # what opening the log repaired (the CLI prints them)
+        self._fh = _open_log(self.path, mode, kind="jsonl", notes=self.notes)
         self._owns = True
 
     @classmethod
@@ -125,6 +225,7 @@ class JsonlSink:
         sink = cls.__new__(cls)
         sink.path = Path(getattr(stream, "name", "<stream>"))
         sink._fh, sink._owns = stream, False
+        sink.notes = []
         return sink
 
     def write(self, result: FrameResult) -> None:
@@ -203,9 +304,10 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
 class CsvSink:
     def __init__(self, path: str | Path, mode: str = "new"):
         self.path = Path(path)
-        fresh = mode != "append" or not self.path.exists() or self.path.stat().st_size == 0
-        self._fh = _open_log(self.path, mode, newline="")
-        if fresh:
+        self.notes: list[str] = []
+        self._fh = _open_log(self.path, mode, newline="", kind="csv", notes=self.notes)
+        st = os.fstat(self._fh.fileno())
+        if (st.st_size == 0) if stat.S_ISREG(st.st_mode) else mode != "append":
             self._emit([CSV_COLUMNS])
 
     def _emit(self, rows) -> None:
@@ -225,6 +327,29 @@ class CsvSink:
             self._fh.close()
         except OSError:
             pass
+
+
+def check_not_source(log: str | Path, source: str | Path) -> None:
+    """Refuse a log that is the source file itself (or a link to it), or lies inside the source
+    folder (a recorded session, an image folder): ``--overwrite`` would destroy the input."""
+    log, source = Path(log), Path(source)
+    try:
+        if not source.exists():
+            return
+        log_real = log.resolve()
+        src_real = source.resolve()
+    except OSError:
+        return
+    same = log_real == src_real
+    if not same and log.exists():
+        try:
+            same = os.path.samefile(log, source)
+        except OSError:
+            pass
+    if same:
+        raise SinkError(f"the log {log} is the source {source}", "write the log to another file")
+    if src_real.is_dir() and src_real in log_real.parents:
+        raise SinkError(f"the log {log} is inside the source folder {source}", "write the log outside that folder")
 
 
 def open_log(path: str | Path, mode: str = "new") -> Sink:

@@ -28,7 +28,7 @@ from emotiond.errors import EmotiondError, ModelError
 from emotiond.models import Models
 from emotiond.pacer import Pacer
 from emotiond.runner import RunStats, run
-from emotiond.sinks import JsonlSink, Sink, open_log
+from emotiond.sinks import JsonlSink, Sink, check_not_source, open_log
 from emotiond.sources.base import Source, SourceInfo
 from emotiond.types import FrameResult, VideoFrame
 
@@ -129,7 +129,11 @@ class Analysis:
         return self.engine
 
     def open_log(self, path: str | Path, mode: str = "new", *, face_features: bool = False) -> Sink:
-        """Open the results log (JSONL or CSV by its suffix; ``mode`` new / append / overwrite)."""
+        """Open the results log (JSONL or CSV by its suffix; ``mode`` new / append / overwrite).
+        A log that is the source (or inside the source folder) is refused; what opening repaired
+        (a partial last line cut before appending) is in the sink's ``notes``."""
+        if not self.source.info.live:
+            check_not_source(path, self.source.info.uri)
         sink = open_log(path, mode)
         if isinstance(sink, JsonlSink):
             sink.face_features = face_features

@@ -4,7 +4,10 @@ Per face: 478 landmarks (pixels), 52 blendshape scores, a bounding box and a
 quality score.  The model file is ``models/face_landmarker.task``, verified
 against its card before use.
 
-Two details of mediapipe 1.2.x are handled here:
+Three details of mediapipe 1.2.x are handled here:
+
+* it reports usage statistics to Google and imports PortAudio for its audio tasks;
+  :mod:`emotiond.privacy` explains how neither happens here.
 
 * ``import mediapipe`` imports its drawing helpers and with them
   ``matplotlib.pyplot`` (about 1 s).  We never draw with mediapipe, so those two
@@ -32,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotiond import privacy
 from emotiond.errors import ModelError, SourceError
 from emotiond.face.detector import box_overlap as _overlap
 from emotiond.types import FaceObservation
@@ -83,11 +87,40 @@ class _LazySubmodules(importlib.abc.MetaPathFinder):
 # mediapipe/__init__ imports its drawing helpers, and they import matplotlib.pyplot (~1 s).
 _DRAWING = {"mediapipe.tasks.python.vision.drawing_utils", "mediapipe.tasks.python.vision.drawing_styles"}
 
+# mediapipe's tasks package imports its audio tasks, whose audio_record module imports sounddevice:
+# PortAudio starts (and probes JACK) in every process that only wants face landmarks.  The module
+# is replaced by a stand-in whose AudioRecord loads the real module when one is made (mediapipe's
+# microphone helper, which we never use).  A lazy module would not do: other imports (librosa)
+# touch every module in sys.modules and would load it.
+_AUDIO_RECORD = "mediapipe.tasks.python.audio.core.audio_record"
+
+
+def _audio_record_stand_in():
+    import types
+
+    module = types.ModuleType(_AUDIO_RECORD, "mediapipe's microphone helper, loaded on first use (emotiond)")
+
+    def _real():
+        spec = importlib.machinery.PathFinder.find_spec(
+            "audio_record", [str(Path(sys.modules["mediapipe.tasks.python.audio.core"].__file__).parent)])
+        real = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(real)
+        return real
+
+    class AudioRecord:
+        def __new__(cls, *args, **kwargs):
+            return _real().AudioRecord(*args, **kwargs)
+
+    module.AudioRecord = AudioRecord
+    return module
+
 
 def _import_mediapipe():
     """Import only what the face landmarker needs (see module docstring)."""
     with _import_lock:
         os.environ.setdefault("GLOG_minloglevel", "2")  # keep mediapipe's C++ INFO/WARNING lines quiet
+        privacy.quiet_mediapipe()  # no usage statistics to Google (emotiond.privacy)
+        sys.modules.setdefault(_AUDIO_RECORD, _audio_record_stand_in())
         finder = _LazySubmodules(_DRAWING)
         sys.meta_path.insert(0, finder)
         try:
