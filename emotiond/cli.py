@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 
 # One BLAS thread: the models are small, the second core belongs to the pipeline's other stage
 # (multi-threaded OpenBLAS made the voice features ~5x slower on a busy 2-core machine).
@@ -18,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 
 from emotiond import __version__
-from emotiond.errors import EmotiondError, SourceError
+from emotiond.errors import EmotiondError, SinkError, SourceError
 
 from emotiond.app.specs import DEMO, crash_report, demo_path, resolve_source_spec  # noqa: F401 (public names)
 
@@ -167,9 +169,15 @@ def cmd_run(args) -> int:
     from emotiond.sinks import JsonlSink
 
     config = _config_from_args(args)
+    if not args.log and _stdout_closed():
+        raise SinkError("standard output is closed, so results have nowhere to go",
+                        "pass --log FILE to write them to a file, or leave stdout open (no `>&-`)")
+    _stop_on_termination()
     an = Analysis.open(args.source, config, clock=args.clock)
     try:
         an.load()  # models first: a model problem must not cost the user an existing log (--overwrite)
+        if getattr(args, "record", None):
+            an.check_record(args.record)  # a refused --record must not cost an existing log either
         if args.log:
             mode = "append" if args.append else "overwrite" if args.overwrite else "new"
             sink = an.open_log(args.log, mode, face_features=getattr(args, "face_features", False))
@@ -190,8 +198,11 @@ def cmd_run(args) -> int:
         rec = an.recorder
         if rec is not None and rec.path is not None:  # also when the run ended in an error
             c = rec.counters()
-            print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
-                  f"dropped); replay it with `emotiond replay {rec.path}`", file=sys.stderr)
+            if c["frames_written"] or c["audio_samples_written"]:
+                print(f"emotiond: session saved in {rec.path} ({c['frames_written']} frames written, {c['frames_dropped']} "
+                      f"dropped); replay it with `emotiond replay {rec.path}`", file=sys.stderr)
+            else:
+                print(f"emotiond: nothing was recorded in {rec.path} (no media written)", file=sys.stderr)
     for w in stats.warnings:
         print(f"emotiond: warning: {w}", file=sys.stderr)
     where = f" → {args.log}" if args.log else ""
@@ -200,7 +211,40 @@ def cmd_run(args) -> int:
         f"{stats.wall:.1f} s ({stats.fps:.1f} frames/s, onnxruntime {provider}){where}",
         file=sys.stderr,
     )
-    return 130 if stats.stopped == "interrupted" else 0
+    if stats.stopped == "interrupted":
+        return 128 + (_TERMINATED_BY or signal.SIGINT)
+    return 0
+
+
+_TERMINATED_BY: int | None = None
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM (`timeout`, `systemctl stop`, `docker stop`) and SIGHUP (the terminal closed) end a
+    run the way Ctrl-C does: the run stops, logs are closed and a recording is finalised
+    (status ``complete``, nothing lost); the exit status is 128 + the signal."""
+
+    def handler(signum, frame):
+        global _TERMINATED_BY
+        _TERMINATED_BY = signum
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
+
+
+def _stdout_closed() -> bool:
+    """``emotiond run clip >&-``: Python starts with no sys.stdout when fd 1 is closed."""
+    if sys.stdout is None:
+        return True
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True
+    return False
 
 
 class _ConsoleSink:
@@ -407,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("emotiond: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (_TERMINATED_BY or signal.SIGINT)
     except BrokenPipeError:  # `emotiond … | head`: the reader has all it wanted
         try:
             sys.stdout = open(os.devnull, "w")  # no second error when Python flushes stdout at exit

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -30,7 +30,7 @@ DEFAULT_CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".con
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # every number finite
 
 
 class FaceConfig(_Section):
@@ -41,10 +41,10 @@ class FaceConfig(_Section):
     min_detection_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_presence_confidence: float = Field(0.5, ge=0.0, le=1.0)
     min_tracking_confidence: float = Field(0.5, ge=0.0, le=1.0)
-    min_face_size: float = Field(48.0, ge=8.0, description="face height (px) below which quality falls off")
+    min_face_size: float = Field(48.0, ge=8.0, le=4096.0, description="face height (px) below which quality falls off")
     track_iou: float = Field(0.3, gt=0.0, lt=1.0, description="least box overlap that continues a track")
-    track_max_gap: float = Field(1.5, ge=0.0, description="seconds a lost face keeps its id")
-    reentry_gap: float = Field(4.0, ge=0.0, description="seconds within which a face re-entering near where it left gets its old id back")
+    track_max_gap: float = Field(1.5, ge=0.0, le=60.0, description="seconds a lost face keeps its id")
+    reentry_gap: float = Field(4.0, ge=0.0, le=600.0, description="seconds within which a face re-entering near where it left gets its old id back")
     uncertain_below: float = Field(0.3, ge=0.0, le=1.0, description="face reliability under which its label is 'uncertain'")
     workers: int = Field(0, ge=0, le=16, description="parallel landmark workers (frames alternate between them); 0 = one per core, at most 2")
 
@@ -52,30 +52,38 @@ class FaceConfig(_Section):
 class VoiceConfig(_Section):
     enabled: bool = True
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    hop: float = Field(0.5, gt=0.0, description="seconds between voice-emotion evaluations")
-    decay_tau: float = Field(1.5, gt=0.0, description="seconds for voice evidence to fade after speech ends")
+    hop: float = Field(0.5, ge=0.05, le=10.0, description="seconds between voice-emotion evaluations")
+    decay_tau: float = Field(1.5, ge=0.05, le=60.0, description="seconds for voice evidence to fade after speech ends")
     model: str | None = Field(None, description="a user-trained voice model (its .onnx or .card.toml, side by side; "
                               "made by `python -m emotiond.training.voice`); its card's measured reliability sets its "
                               "fusion weight. None = the shipped model")
 
 
 class FusionConfig(_Section):
-    face_weight: float = Field(1.0, ge=0.0)
-    voice_weight: float = Field(1.0, ge=0.0)
-    smoothing_tau: float = Field(0.5, ge=0.0, description="time constant (s) of the exponential smoothing; 0 = off")
-    reset_after: float = Field(2.0, gt=0.0, description="seconds without evidence after which smoothing restarts")
+    face_weight: float = Field(1.0, ge=0.0, le=100.0)
+    voice_weight: float = Field(1.0, ge=0.0, le=100.0)
+    smoothing_tau: float = Field(0.5, ge=0.0, le=60.0, description="time constant (s) of the exponential smoothing; 0 = off")
+    reset_after: float = Field(2.0, ge=0.1, le=600.0, description="seconds without evidence after which smoothing restarts")
+
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.face_weight == 0 and self.voice_weight == 0:
+            raise ValueError("face_weight and voice_weight are both 0: no modality would count; "
+                             "keep at least one above 0 (allowed: 0 … 100 each)")
+        return self
 
 
 class CaptureConfig(_Section):
     camera: str = Field("0", description="camera index or a substring of its name")
-    width: int = Field(640, ge=16)
-    height: int = Field(480, ge=16)
-    fps: float = Field(30.0, gt=0.0)
+    width: int = Field(640, ge=16, le=7680)
+    height: int = Field(480, ge=16, le=4320)
+    fps: float = Field(30.0, ge=1.0, le=240.0)
     microphone: str | None = Field(None, description="microphone index or name substring; None = system default")
-    audio_rate: int | None = Field(None, description="None = the device's native rate")
-    ring_seconds: float = Field(10.0, gt=0.0, description="seconds of frames and audio kept in the ring buffer")
-    ring_video_seconds: float = Field(2.0, gt=0.0, description="seconds of video frames kept (frames are large; audio keeps ring_seconds)")
-    stall_timeout: float = Field(2.0, gt=0.0, description="seconds without data after which a device counts as lost")
+    audio_rate: int | None = Field(None, ge=8000, le=192000, description="None = the device's native rate")
+    ring_seconds: float = Field(10.0, ge=1.0, le=600.0, description="seconds of frames and audio kept in the ring buffer")
+    ring_video_seconds: float = Field(2.0, ge=0.1, le=60.0, description="seconds of video frames kept (frames are large; audio keeps ring_seconds)")
+    stall_timeout: float = Field(2.0, ge=0.1, le=60.0, description="seconds without data after which a device counts as lost")
     camera_latency: float = Field(0.0, ge=0.0, le=1.0, description="seconds the camera's picture lags reality (subtracted from frame times; lip-sync calibration)")
 
 
@@ -84,9 +92,9 @@ class RecordConfig(_Section):
     video_codec: str = "libx264"
     crf: int = Field(23, ge=0, le=51)
     audio_codec: str = "aac"
-    queue_seconds: float = Field(2.0, gt=0.0, description="encoder backlog before frames are dropped (never blocks capture)")
+    queue_seconds: float = Field(2.0, ge=0.1, le=60.0, description="encoder backlog before frames are dropped (never blocks capture)")
     preset: str = Field("superfast", description="x264 speed preset of the recording (slower presets: smaller files, more CPU)")
-    fragment_seconds: float = Field(0.5, gt=0.0, le=10.0, description="MP4 fragment interval: about the most media a crash (kill -9) can lose")
+    fragment_seconds: float = Field(0.5, ge=0.05, le=10.0, description="MP4 fragment interval: about the most media a crash (kill -9) can lose")
 
 
 class GuiConfig(_Section):
@@ -99,6 +107,7 @@ class Config(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_assignment=True,
+        allow_inf_nan=False,
     )
 
     schema_version: int = SCHEMA_VERSION
@@ -169,9 +178,33 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         return Config(**_merge(values, _nest(overrides or {})))
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        src = f" (from {path}, the environment or a flag)" if path else ""
+        loc = [str(p) for p in err.get("loc", ())]
+        where = ".".join(loc) or "config"
+        src = f" (from {path}, the environment or a flag)" if path else " (from the environment or a flag)"
+        allowed = _allowed(loc)
+        msg = err.get("msg", "").removeprefix("Value error, ")
         raise ConfigError(
-            f"invalid setting {where}{src}: {err.get('msg')}",
-            "see `emotiond config` for the settings and their types",
+            f"invalid setting {where}{src}: {msg}" + (f" (allowed: {allowed})" if allowed else ""),
+            f"set {where} within {allowed}" if allowed else "see `emotiond config` for the settings and their types",
         ) from None
+
+
+def _allowed(loc: list[str]) -> str | None:
+    """The range of a numeric setting, e.g. "0.05 … 10", from its field's bounds."""
+    model: Any = Config
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        field = fields[part]
+        model = field.annotation
+    if field is None:
+        return None
+    lo = hi = None
+    for m in field.metadata:
+        lo = getattr(m, "ge", None) if getattr(m, "ge", None) is not None else (getattr(m, "gt", None) if lo is None else lo)
+        hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else (getattr(m, "lt", None) if hi is None else hi)
+    if lo is None and hi is None:
+        return None
+    return f"{'-inf' if lo is None else lo} … {'inf' if hi is None else hi}"

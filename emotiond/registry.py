@@ -9,6 +9,7 @@ with a :class:`~emotiond.errors.ModelError` that names the file and the fix.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,6 +19,7 @@ from typing import Any
 from emotiond.errors import ModelError
 
 _PKG_DIR = Path(__file__).resolve().parent
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # The models the product needs (name -> task); `emotiond models` reports any that is missing.
 REQUIRED: dict[str, str] = {
@@ -118,7 +120,11 @@ def check(c: ModelCard) -> str | None:
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
     if digest != c.sha256:
-        return f"altered (sha256 {digest[:12]}…, card says {c.sha256[:12]}…)"
+        if not _HEX64.fullmatch(c.sha256):
+            return f"not checkable: its card {c.card_path.name} has a malformed sha256 ({c.sha256[:20]!r})"
+        # same size, other digest: the file was altered, or the card's digest was edited
+        return (f"altered or its card's sha256 is wrong (file sha256 {digest[:12]}…, card {c.card_path.name} "
+                f"says {c.sha256[:12]}…)")
     return None
 
 
@@ -127,5 +133,10 @@ def resolve(name: str, models_dir: Path | None = None) -> ModelCard:
     c = card(name, models_dir)
     problem = check(c)
     if problem:
-        raise ModelError(f"model file {c.path} is {problem}", c.rebuild_hint)
+        hint = c.rebuild_hint
+        if "sha256" in problem and "card" in problem:  # the card may be the damaged one: restore both
+            script = c.data.get("provenance", {}).get("script")
+            how = f"rebuild both with `python {script}`" if script else "reinstall emotiond"
+            hint = f"restore the file and its card with `git checkout -- models/{c.path.name} models/{c.card_path.name}`, or {how}"
+        raise ModelError(f"model file {c.path} is {problem}", hint)
     return c

@@ -144,6 +144,13 @@ class Analysis:
         self.sinks.append(sink)
         return sink
 
+    def check_record(self, target: str | Path) -> None:
+        """Refuse a recording that could not be made (folder not writable, a file, unknown codec or
+        preset) before anything is written: call before :meth:`open_log`."""
+        from emotiond.recording import check_record_target
+
+        check_record_target(target, self.config)
+
     def record(self, target: str | Path) -> Path:
         """Record the session into ``target`` (a new folder inside it when it is not empty);
         the predictions go beside the media.  Call after :meth:`load`."""

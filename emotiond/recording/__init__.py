@@ -6,7 +6,10 @@ from emotiond.recording.recorder import (
     PREDICTIONS_FILE,
     RecordingSource,
     SessionRecorder,
+    check_record_settings,
+    check_record_target,
     session_folder,
 )
 
-__all__ = ["MEDIA_FILE", "METADATA_FILE", "PREDICTIONS_FILE", "RecordingSource", "SessionRecorder", "session_folder"]
+__all__ = ["MEDIA_FILE", "METADATA_FILE", "PREDICTIONS_FILE", "RecordingSource", "SessionRecorder", "check_record_settings",
+           "check_record_target", "session_folder"]

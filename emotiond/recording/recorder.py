@@ -86,6 +86,55 @@ def default_models() -> dict[str, dict[str, str]]:
         return {}
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def check_record_settings(config) -> None:
+    """Open the configured encoders once (tiny, nothing written): an unknown codec or preset is
+    a clear error naming the setting, before any session folder exists."""
+    import av
+
+    rc = config.record
+    for key, name, kind in (("record.video_codec", rc.video_codec, "video"), ("record.audio_codec", rc.audio_codec, "audio")):
+        try:
+            codec = av.codec.Codec(name, "w")
+        except Exception:
+            codec = None
+        if codec is None or codec.type != kind:
+            default = "libx264" if kind == "video" else "aac"
+            raise SinkError(f"{key} = {name!r} is not a {kind} encoder in this FFmpeg",
+                            f"set {key} to {default!r} (the default) in the config file or EMOTIOND_{key.upper().replace('.', '__')}")
+    if rc.video_codec in ("libx264", "libx265") and rc.preset not in X264_PRESETS:
+        raise SinkError(f"record.preset = {rc.preset!r} is not an x264 preset",
+                        f"set record.preset to one of {', '.join(X264_PRESETS)} (default superfast)")
+    try:
+        ctx = av.CodecContext.create(rc.video_codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
+        ctx.time_base = Fraction(1, 90000)
+        ctx.framerate = Fraction(30, 1)
+        ctx.options = {"preset": rc.preset, "crf": str(rc.crf)} if rc.video_codec in ("libx264", "libx265") else {}
+        ctx.open()
+    except Exception as exc:
+        raise SinkError(f"the recording encoder {rc.video_codec} does not start with these settings "
+                        f"(preset {rc.preset!r}, crf {rc.crf}): {exc}",
+                        "check record.video_codec / record.preset / record.crf (`emotiond config`)") from None
+
+
+def check_record_target(target: str | Path, config) -> Path:
+    """Where ``--record TARGET`` would record, after checking it can (folder writable, encoders
+    start); nothing is created.  Raises SinkError otherwise."""
+    path = session_folder(target)
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SinkError(f"cannot record into {path}: {probe} is a file", "pass a folder to --record")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SinkError(f"cannot record into {path}: {probe} is not writable", "record into a folder you may write to")
+    check_record_settings(config)
+    return path
+
+
 class SessionRecorder:
     """Writes one session folder.  ``path``: see :func:`session_folder`."""
 
@@ -184,33 +233,48 @@ class SessionRecorder:
         self._thread.start()
         return self.path
 
-    def write(self, item: Item) -> bool:
-        """Queue one item for the writer; never blocks.  False when it was dropped."""
-        if isinstance(item, VideoFrame):
-            with self._cond:
-                if not self._accepting:
-                    return False  # not started yet, or already stopped: not part of the session
-                self.frames_offered += 1
-                if self._q_frames >= self._max_frames:
-                    self.frames_dropped += 1
-                    return False
-                self._q.append(item)
-                self._q_frames += 1
-                self.queue_peak = max(self.queue_peak, self._q_frames)
-                self._cond.notify()
-            return True
-        n = int(item.samples.shape[0])
+    def write(self, item: Item, block: bool = False) -> bool:
+        """Queue one item for the writer.  Live capture (``block=False``) never waits: when the
+        encoder is behind, the item is dropped and counted (False).  A file source, which can
+        wait, passes ``block=True``: the call waits for room, so nothing is dropped."""
+        video = isinstance(item, VideoFrame)
+        n = 0 if video else int(item.samples.shape[0])
         with self._cond:
             if not self._accepting:
-                return False
-            self.audio_chunks_offered += 1
-            self.audio_samples_offered += n
-            if self._q_samples + n > self._max_samples:
-                self.audio_samples_dropped += n
+                return False  # not started yet, or already stopped: not part of the session
+            if video:
+                self.frames_offered += 1
+            else:
+                self.audio_chunks_offered += 1
+                self.audio_samples_offered += n
+
+            def full() -> bool:
+                if video:
+                    return self._q_frames >= self._max_frames
+                return self._q_samples > 0 and self._q_samples + n > self._max_samples
+
+            if block:
+                while full() and self._accepting:
+                    self._cond.wait(0.5)
+                if not self._accepting:
+                    if video:
+                        self.frames_dropped += 1
+                    else:
+                        self.audio_samples_dropped += n
+                    return False
+            if full():
+                if video:
+                    self.frames_dropped += 1
+                else:
+                    self.audio_samples_dropped += n
                 return False
             self._q.append(item)
-            self._q_samples += n
-            self._cond.notify()
+            if video:
+                self._q_frames += 1
+                self.queue_peak = max(self.queue_peak, self._q_frames)
+            else:
+                self._q_samples += n
+            self._cond.notify_all()
         return True
 
     def close(self, reason: str | None = None) -> None:
@@ -246,6 +310,7 @@ class SessionRecorder:
                     self._q_frames = 0
                     self._q_samples = 0
                     stopping = self._stopping
+                    self._cond.notify_all()  # room again for a writer waiting (file sources)
                 for item in batch:
                     if self.error is None:
                         self._handle(item)
@@ -270,10 +335,14 @@ class SessionRecorder:
         import errno
 
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            msg = f"the disk is full while recording to {self.path}"
-        else:
-            msg = f"recording to {self.path} failed: {exc.__class__.__name__}: {exc}"
-        self.error = SinkError(msg, "free space or record elsewhere; what was written so far plays and replays")
+            self.error = SinkError(f"the disk is full while recording to {self.path}",
+                                   "free space or record elsewhere; what was written so far plays and replays")
+        elif isinstance(exc, OSError):
+            self.error = SinkError(f"recording to {self.path} failed: {exc.strerror or exc}",
+                                   "check the folder is still there and writable; what was written so far replays")
+        else:  # the encoder refused (settings, a frame it cannot take)
+            self.error = SinkError(f"recording to {self.path} failed: {exc.__class__.__name__}: {exc}",
+                                   "check the record settings (`emotiond config`: record.video_codec, record.preset)")
 
     def _finish(self) -> None:
         try:
@@ -583,6 +652,34 @@ class SessionRecorder:
                     pass
                 if self.error is None:
                     self._fail(exc)
+                    doc = self.metadata()
+                    doc["status"] = self.status if self.status != "recording" else "failing"
+                    doc["end_reason"] = self.end_reason or str(self.error)
+                self._rewrite_in_place(doc)
+
+    def _rewrite_in_place(self, doc: dict) -> None:
+        """A full disk has no room for a new file, but the blocks of the existing metadata.json
+        are ours: write the (compact, shorter) document over it, padded with spaces, so the
+        session says what happened instead of staying "recording"."""
+        path = self.path / METADATA_FILE
+        doc = dict(doc, status="failed" if doc.get("status") in ("recording", "failing") else doc.get("status"))
+        if self.error is not None and not doc.get("end_reason"):
+            doc["end_reason"] = str(self.error)
+        data = json.dumps(doc, separators=(",", ":"), default=_default).encode()
+        try:
+            size = path.stat().st_size
+            if len(data) + 1 > size:
+                doc.pop("config", None)
+                doc.pop("capture", None)
+                data = json.dumps(doc, separators=(",", ":"), default=_default).encode()
+            if len(data) + 1 > size:
+                return
+            with open(path, "r+b") as fh:
+                fh.write(data + b"\n" + b" " * (size - len(data) - 1))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            pass
 
 
 def _lower_thread_priority(nice: int = 5) -> None:
@@ -653,8 +750,8 @@ class RecordingSource:
         reason = "source ended"
         try:
             for item in self.inner.items():
-                if tee:
-                    rec.write(item)
+                if tee:  # a file waits for the encoder (nothing dropped); live capture never waits
+                    rec.write(item, block=not self.info.live)
                 yield item
                 if rec.error is not None:
                     raise rec.error

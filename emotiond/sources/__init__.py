@@ -7,7 +7,7 @@ from pathlib import Path
 from emotiond.errors import SourceError
 from emotiond.sources.base import Item, Source, SourceInfo
 from emotiond.session_layout import is_session
-from emotiond.sources.media import IMAGE_EXTENSIONS, ImageSource, MediaFileSource
+from emotiond.sources.media import IMAGE_EXTENSIONS, ImageSource, MediaFileSource, check_not_special
 
 __all__ = ["Item", "Source", "SourceInfo", "open_source", "ImageSource", "MediaFileSource"]
 
@@ -33,6 +33,7 @@ def open_source(spec: str | Path, config=None, *, clock: str = "fast") -> Source
         return ImageSource(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder", "check the path, or use `camera` for the live camera")
+    check_not_special(path)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource(path)
     return MediaFileSource(path)

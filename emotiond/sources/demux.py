@@ -34,11 +34,39 @@ def open_container(path: Path, *, what: str = "media file"):
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError:
+        if _mp4_without_index(path):
+            raise SourceError(f"{path} is an MP4/MOV file cut off before its index (no moov box): it was not "
+                              "written completely", "use a complete copy, or re-export it from the program that "
+                              "wrote it (a file recorded by emotiond is fragmented and never lacks one)") from None
         raise SourceError(f"{path} is not a {what} FFmpeg can read (invalid data)",
                           "pass a video, audio or image file") from None
     except av.error.FFmpegError as exc:
         raise SourceError(f"{path} cannot be opened: {exc.strerror or exc}",
                           "the file may be truncated or damaged; try re-exporting it") from None
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """An ISO-BMFF file (``ftyp`` first) whose top-level boxes hold no ``moov``: truncated."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8 or head[4:8] != b"ftyp":
+                return False
+            fh.seek(0)
+            while True:
+                box = fh.read(8)
+                if len(box) < 8:
+                    return True
+                size, kind = int.from_bytes(box[:4], "big"), box[4:8]
+                if kind == b"moov":
+                    return False
+                if size == 1:
+                    size = int.from_bytes(fh.read(8), "big") - 8
+                elif size == 0:
+                    return True
+                fh.seek(size - 8, 1)
+    except OSError:
+        return False
 
 
 class Demuxer:

@@ -23,9 +23,30 @@ from emotiond.types import AudioChunk, VideoFrame
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def check_not_special(path: Path) -> None:
+    """Refuse a FIFO, device or socket before anything opens it (opening a FIFO with no writer
+    would wait forever; a device is endless)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISFIFO(mode):
+        raise SourceError(f"{path} is a FIFO (named pipe), not a media file",
+                          "emotiond needs a file it can seek in: save the stream to a file first "
+                          "(e.g. `cat PIPE > clip.mp4`) and pass that")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise SourceError(f"{path} is a device, not a media file",
+                          "for a camera use `camera` or `camera:N` (see `emotiond devices`); otherwise pass a media file")
+    if stat.S_ISSOCK(mode):
+        raise SourceError(f"{path} is a socket, not a media file", "pass a media file")
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise SourceError(f"{path}: no such file", "check the path")
+    check_not_special(path)
     if path.is_dir():
         raise SourceError(f"{path} is a folder without images or a recorded session", "pass a media file, an image folder or a session folder")
     try:
