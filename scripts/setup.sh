@@ -7,11 +7,12 @@ PY=${PYTHON:-python3}
 
 # --- system libraries -------------------------------------------------------------------
 # PortAudio (microphone), libGL/EGL (OpenCV, Qt), xcb/xkb/fontconfig (Qt windows), ffmpeg is
-# bundled in PyAV's wheel; espeak-ng makes the speech of the voice tests (tests/audiosynth.py).
+# bundled in PyAV's wheel; espeak-ng makes the speech of the voice tests (tests/audiosynth.py);
+# strace watches the zero-network test (tests/test_privacy.py).
 # Without them the product still runs on files; we say what is missing.
 APT_PKGS="libportaudio2 libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
-libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 xvfb xauth espeak-ng"
+libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 xvfb xauth espeak-ng strace"
 APT_PKGS="$APT_PKGS chromium"  # headless browser: the tests open `emotiond report`'s HTML in it
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=$(for p in $APT_PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)

@@ -188,10 +188,10 @@ def runs(tmp_path_factory, clip16, strace, netns):
     for where, prefix, trace in (("strace", [], True), ("netns", netns, False)):
         args = ["run", str(clip16), "--clock", "realtime", "--no-progress", "--log", str(base / f"run-{where}.jsonl"),
                 "--record", str(base / f"session-{where}")]
-        jobs[("run", where)] = _start(prefix, args, home, base / f"t-run" if trace else None, strace)
+        jobs[("run", where)] = _start(prefix, args, home, base / "t-run" if trace else None, strace)
         args = ["replay", str(base / "session"), "--clock", "realtime", "--no-progress",
                 "--log", str(base / f"replay-{where}.jsonl")]
-        jobs[("replay", where)] = _start(prefix, args, home, base / f"t-replay" if trace else None, strace)
+        jobs[("replay", where)] = _start(prefix, args, home, base / "t-replay" if trace else None, strace)
     for key, proc in jobs.items():
         out[key] = _finish(proc)
     # the GUI offscreen on the clip for 20 s, closed with Ctrl-C

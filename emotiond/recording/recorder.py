@@ -6,10 +6,11 @@ Layout of a session folder::
     predictions.jsonl  the engine's log (written by the run's JSONL sink, same schema as --log)
     metadata.json      devices, sizes and rates, config, model hashes, counters, start/stop times
 
-:class:`SessionRecorder` takes items from any thread with :meth:`~SessionRecorder.write`,
-which never blocks: a bounded queue (``record.queue_seconds`` of backlog) feeds
-one writer thread that owns the PyAV container; when the encoder falls behind,
-frames are dropped and counted, capture and analysis never wait.
+:class:`SessionRecorder` takes items from any thread with :meth:`~SessionRecorder.write`:
+a bounded queue (``record.queue_seconds`` of backlog) feeds one writer thread that owns
+the PyAV container.  Live capture never waits: when the encoder falls behind, frames are
+dropped and counted.  A file source waits for room instead (``write(item, block=True)``,
+back-pressure), so a recording of a file loses nothing.
 
 Timestamps are the real ones (variable frame rate): media time 0 is the first
 video frame (``media.t0`` in the metadata, also in the container's comment), a
