@@ -133,11 +133,22 @@ CASES = ["zero-byte", "truncated-header", "truncated-past-index", "wrong-extensi
          "many-channel-wav", "tiny-video", "huge-resolution-short", "rotated-90", "one-frame-noise"]
 
 
+@pytest.fixture(scope="module")
+def corpus_runs(corpus, tmp_path_factory):
+    """`emotiond run` on every case, two at a time (each is mostly start-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = tmp_path_factory.mktemp("corpus-logs")
+    with ThreadPoolExecutor(2) as pool:
+        futures = {c: pool.submit(cli, "run", corpus[c], "--log", d / f"{c}.jsonl", "--no-progress", timeout=180)
+                   for c in CASES}
+    return {c: (f.result(), d / f"{c}.jsonl") for c, f in futures.items()}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_a_clear_error_or_runs(corpus, case, tmp_path):
-    log = tmp_path / "out.jsonl"
-    proc = cli("run", corpus[case], "--log", log, "--no-progress", timeout=120)
+def test_bad_input_is_a_clear_error_or_runs(corpus_runs, case):
+    proc, log = corpus_runs[case]
     clean(proc)
     if case in ("zero-byte", "truncated-header", "wrong-extension-text"):
         assert proc.returncode == 2

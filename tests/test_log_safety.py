@@ -95,19 +95,21 @@ def test_runs_started_together_on_the_same_new_log_exactly_one_wins(tmp_path):
         "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
         "try:\n    s = JsonlSink(sys.argv[1])\n"
         "except SinkError as e:\n    print('refused', e.message); sys.exit(2)\n"
-        "for i in range(50):\n    s.write(FrameResult(t=i, frame=i)); time.sleep(0.002)\n"
+        "k = int(sys.argv[3])\n"
+        "for i in range(50):\n    s.write(FrameResult(t=i, frame=1000 * k + i)); time.sleep(0.02)\n"
         "s.close()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    go = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(go)], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(6)]
+    go = time.time() + 6.0  # all six are imported and waiting by then, even on a busy machine
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(go), str(k)], env=env, stdout=subprocess.PIPE,
+                              text=True) for k in range(6)]
     outs = [p.communicate(timeout=60)[0] for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0] + [2] * 5, (codes, outs)
     assert all("refused" in o for o, c in zip(outs, codes) if c == 2)
+    winner = codes.index(0)
     frames = [json.loads(x)["frame"] for x in path.read_text().splitlines()]
-    assert frames == list(range(50))
+    assert frames == [1000 * winner + i for i in range(50)]  # one run's lines, nothing spliced
 
 
 def test_a_fifo_log_without_a_reader_is_refused_not_waited_for(tmp_path):
