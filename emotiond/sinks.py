@@ -180,11 +180,11 @@ def _check_for_append(path: Path, kind: str, notes: list[str] | None) -> None:
                                 "choose another log name, or --overwrite to replace it")
         else:
             try:
-                ok = isinstance(json.loads(first), dict) and "t" in json.loads(first)
+                ok = isinstance(json.loads(first), dict)  # JSON lines (a note of the user's is fine)
             except ValueError:
                 ok = b"\n" not in head and first.lstrip().startswith(b"{")  # one partial first line
             if not ok:
-                what = "a CSV log" if first.startswith(b"t,frame,") else "not an emotiond JSONL log"
+                what = "a CSV log" if first.startswith(b"t,frame,") else "not a JSON-lines file"
                 raise SinkError(f"cannot append to {path}: it is {what}",
                                 "choose another log name (.jsonl for JSON lines, .csv for CSV), or --overwrite to replace it")
         size = fh.seek(0, os.SEEK_END)

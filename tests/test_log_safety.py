@@ -59,7 +59,7 @@ def test_csv_append_cuts_a_partial_row(tmp_path):
     (".csv", "a,b,c\n1,2,3\n", "another header"),
     (".csv", '{"t":0,"frame":0}\n', "JSONL"),
     (".jsonl", ",".join(CSV_COLUMNS) + "\n0,0\n", "CSV"),
-    (".jsonl", "hello world\n", "not an emotiond"),
+    (".jsonl", "hello world\n", "not a JSON-lines file"),
 ])
 def test_append_refuses_a_foreign_file_and_leaves_it_alone(tmp_path, suffix, content, what):
     path = tmp_path / f"log{suffix}"
