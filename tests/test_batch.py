@@ -97,7 +97,7 @@ def test_batch_summary_has_a_row_per_input_and_the_error(local_batch, batch_inpu
     rows = _rows(out)
     assert set(rows) == {"a__clip.mp4.jsonl", "b__clip.mp4.jsonl", "pexels_cut.mp4.jsonl", "s1.jsonl", "corrupt.mp4"}
     bad = rows["corrupt.mp4"]
-    assert bad["status"] == "error" and "not a media file" in bad["error"] and bad["log"] == ""
+    assert bad["status"] == "error" and "cut off before its index" in bad["error"] and bad["log"] == ""  # a truncated MP4
     face = rows["a__clip.mp4.jsonl"]
     assert face["status"] == "ok" and face["frames"] == 72 and face["faces_seen"] == 1
     assert abs(face["duration"] - 2.4) < 0.05
@@ -298,7 +298,7 @@ def test_report_on_a_batch_folder_opens_in_chromium(local_batch, tmp_path, capsy
     dom, shot = open_in_chromium(page, tmp_path)
     n = _check_page(text, dom, shot)
     assert n == 2 + 2 * 4  # the set's two figures, two per analysed recording
-    assert "The set" in text and "not a media file" in text  # the error row is in the table
+    assert "The set" in text and "cut off before its index" in text  # the error row is in the table
     for name in ("a__clip.mp4", "b__clip.mp4", "pexels_cut.mp4", "s1", "corrupt.mp4"):
         assert name in dom
     capsys.readouterr()
