@@ -23,6 +23,7 @@ import numpy as np
 
 from emotiond import registry
 from emotiond.config import Config
+from emotiond.errors import ModelError
 from emotiond.face.reliability import UNCERTAIN
 from emotiond.face.tracker import FaceTracker, primary_face
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
@@ -70,6 +71,13 @@ class Engine:
         if models is None:
             models = Models(cfg, face=self.video, voice=want_voice)
         self.loaded = models
+        # no silent fallback: shared models without a path this source needs are a caller's bug
+        if self.video and not models.face:
+            raise ModelError("the shared models were loaded without the face path, and this source has video",
+                             "load Models(config, face=True) for video sources")
+        if want_voice and models.voice_model is None:
+            raise ModelError("the shared models were loaded without the voice path, and voice analysis is on",
+                             "load Models(config, voice=True), or turn voice off (--no-voice)")
         self.independent_frames = source_info is not None and source_info.kind in ("image", "images")
         self._face_model = None
         self.models: list[ModelStatus] = []  # what this engine uses (logged in session metadata)

@@ -270,3 +270,17 @@ def test_recent_log_lines_for_the_gui():
     lines = logs.recent_lines(5)
     assert lines and lines[-1].endswith("WARNING emotiond.test: disk nearly full")
     assert not any("not shown" in x for x in lines)
+
+
+def test_shared_models_missing_a_needed_path_is_an_error_not_a_silent_gap(single_face_mp4):
+    from emotiond.errors import ModelError
+
+    cfg = load_config()
+    with Models(cfg, voice=False, workers=1) as models:
+        with Analysis.open(str(single_face_mp4), cfg, models=models) as an:
+            with pytest.raises(ModelError, match="without the voice path"):
+                an.load()
+        cfg_no_voice = load_config(overrides={"voice.enabled": False})
+        with Analysis.open(str(single_face_mp4), cfg_no_voice, models=models) as an:
+            an.load()  # fine: the voice is off
+            assert an.engine.voice is None and an.engine.workers == 1
