@@ -41,6 +41,7 @@ class Pacer:
         late_drop: float | None = None,
         stop: threading.Event | None = None,
         clock=time.monotonic,
+        sleep=None,
     ):
         """``realtime`` False: items are not timed, only held while paused.  ``video``: the source has video (then only frames are paced).  ``stop``: set to end
         any wait at once.  ``max_behind`` None: never slide (a late stretch bursts to catch up)."""
@@ -50,6 +51,7 @@ class Pacer:
         self.late_drop = late_drop
         self.stop = stop or threading.Event()
         self._clock = clock
+        self._sleep = sleep  # sleep(seconds) -> True when stopped; default: stop.wait (tests pass a fake)
         self._anchor: tuple[float, float] | None = None  # (wall, media time)
         self._lock = threading.Lock()
         self._resumed = threading.Event()
@@ -88,7 +90,10 @@ class Pacer:
         while not self._resumed.is_set():
             if self.stop.is_set():
                 return False
-            self._resumed.wait(0.1)
+            if self._sleep is not None:
+                self._sleep(0.1)
+            else:
+                self._resumed.wait(0.1)
         if self.stop.is_set():
             return False
         is_frame = isinstance(item, VideoFrame)
@@ -111,4 +116,5 @@ class Pacer:
                     self._anchor = (wall0 + excess, media0)
                     self.slid += excess
                 return True
-        return not self.stop.wait(delay)
+        stopped = self._sleep(delay) if self._sleep is not None else self.stop.wait(delay)
+        return not stopped
