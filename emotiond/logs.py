@@ -43,6 +43,22 @@ class RingHandler(logging.Handler):
         return out if n is None else out[-n:]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (not the stream that was
+    current at set-up, which a test runner or a GUI may have replaced and closed since)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 _ring = RingHandler()
 _stderr: logging.Handler | None = None
 
@@ -57,7 +73,7 @@ def level_from(verbosity: int = 0, env: str | None = None) -> int:
     return LEVELS.get(text, logging.WARNING)
 
 
-def setup(verbosity: int = 0, stream=None) -> int:
+def setup(verbosity: int = 0) -> int:
     """Configure the ``emotiond`` logger (idempotent); returns the level set."""
     global _stderr
     level = level_from(verbosity)
@@ -68,7 +84,7 @@ def setup(verbosity: int = 0, stream=None) -> int:
         root.addHandler(_ring)
     if _stderr is not None:
         root.removeHandler(_stderr)
-    _stderr = logging.StreamHandler(stream or sys.stderr)
+    _stderr = _StderrHandler()
     _stderr.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(_stderr)
     return level

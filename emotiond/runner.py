@@ -36,7 +36,7 @@ from emotiond.types import AudioChunk, FrameResult, VideoFrame
 log = logging.getLogger(__name__)
 
 _END = object()
-JOIN_TIMEOUT = 5.0  # seconds all the run's threads together get to stop once the run ends
+JOIN_TIMEOUT = 15.0  # seconds all the run's threads together get to stop (a recording's finalisation runs in the reader)
 
 
 @dataclass
