@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print a readable line per second instead of JSON on stdout")
     p.add_argument("--face-features", action="store_true",
                    help="JSONL: also log each face's 52 blendshapes and 478 landmarks (large)")
+    _add_focus(p)
     _add_common(p)
 
     p = sub.add_parser("gui", help="the window: video with face overlay, emotion bars, timeline (needs a screen)")
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--console", action="store_true",
                    help="print a readable line per second instead of JSON on stdout")
+    _add_focus(p)
     _add_common(p)
 
     p = sub.add_parser("batch", help="analyse many recordings: one log each + summary.csv, local processes or Ray")
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_focus(p) -> None:
+    p.add_argument("--focus", type=int, metavar="ID",
+                   help="face track id whose result the frame-level label follows while nobody visible is "
+                   "talking (default: the largest face); the active speaker always comes first")
+
+
 def cmd_run(args) -> int:
     from emotiond.app import Analysis
     from emotiond.sinks import JsonlSink
@@ -178,6 +186,8 @@ def cmd_run(args) -> int:
         an.load()  # models first: a model problem must not cost the user an existing log (--overwrite)
         if getattr(args, "record", None):
             an.check_record(args.record)  # a refused --record must not cost an existing log either
+        if getattr(args, "focus", None) is not None:
+            an.engine.set_focus(args.focus)
         if args.log:
             mode = "append" if args.append else "overwrite" if args.overwrite else "new"
             sink = an.open_log(args.log, mode, face_features=getattr(args, "face_features", False))

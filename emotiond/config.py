@@ -74,6 +74,21 @@ class FusionConfig(_Section):
         return self
 
 
+class SpeakingConfig(_Section):
+    enabled: bool = Field(True, description="active-speaker detection: the voice joins the face that talks (docs/fusion.md)")
+    window: float = Field(0.8, gt=0.1, le=5.0, description="time constant (s) of the mouth/audio correlation window")
+    lag_min: float = Field(-0.04, ge=-1.0, le=1.0, description="earliest audio lag searched (s; negative: audio before the lips)")
+    lag_max: float = Field(0.16, ge=-1.0, le=1.0, description="latest audio lag searched (s)")
+    av_offset: float = Field(0.0, ge=-2.0, le=2.0, description="known audio–video offset of the source (s; audio later = positive)")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="speaking probability from which a face is the speaker")
+
+    @model_validator(mode="after")
+    def _lags_ordered(self):
+        if self.lag_max < self.lag_min:
+            raise ValueError(f"lag_max ({self.lag_max}) is below lag_min ({self.lag_min})")
+        return self
+
+
 class CaptureConfig(_Section):
     camera: str = Field("0", description="camera index or a substring of its name")
     width: int = Field(640, ge=16, le=7680)
@@ -117,6 +132,7 @@ class Config(BaseSettings):
     face: FaceConfig = FaceConfig()
     voice: VoiceConfig = VoiceConfig()
     fusion: FusionConfig = FusionConfig()
+    speaking: SpeakingConfig = SpeakingConfig()
     capture: CaptureConfig = CaptureConfig()
     record: RecordConfig = RecordConfig()
     gui: GuiConfig = GuiConfig()

@@ -24,12 +24,12 @@ import numpy as np
 from emotiond import registry
 from emotiond.config import Config
 from emotiond.errors import ModelError
-from emotiond.face.reliability import UNCERTAIN
-from emotiond.face.tracker import FaceTracker, primary_face
-from emotiond.fusion import FusionScorer, confidence_factor, evidence
+from emotiond.face.speaking import SpeakingParams, SyncSpeakerDetector
+from emotiond.face.tracker import FaceTracker
 from emotiond.models import Models, ModelStatus
+from emotiond.people import People
 from emotiond.sources.base import SourceInfo
-from emotiond.types import AudioChunk, FaceObservation, FrameResult, FusedResult, VideoFrame
+from emotiond.types import AudioChunk, FaceObservation, FrameResult, VideoFrame
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,20 @@ class Engine:
             self.voice = models.voice_track(background=live, executor=self._executor if live else None)
             names = {c.name for c in models.voice_cards}
             self.models.extend(s for s in models.status if s.name in names)
-        # one fusion state per face track, and one (key None) for frames without a face
-        self._fusions: dict[int | None, FusionScorer] = {}
-        self._fusion_seen: dict[int | None, float] = {}
-        self._smoothing_tau = cfg.fusion.smoothing_tau
+        # one fusion state per person (face track) and the off-screen voice: emotiond/people.py
+        self._people = People(
+            weights={"face": cfg.fusion.face_weight, "voice": cfg.fusion.voice_weight},
+            smoothing_tau=cfg.fusion.smoothing_tau,
+            reset_after=cfg.fusion.reset_after,
+            threshold=cfg.speaking.threshold,
+            forget_after=max(cfg.face.track_max_gap, 0.0) + 1e-6,
+        )
+        # who is talking: needs both pictures and sound
+        self._speaking = None
+        if self.video and has_audio and cfg.speaking.enabled and not self.independent_frames:
+            sp = cfg.speaking
+            self._speaking = SyncSpeakerDetector(SpeakingParams(
+                window=sp.window, lag_min=sp.lag_min, lag_max=sp.lag_max, offset=sp.av_offset))
         self._next_audio_tick: float | None = None
 
     # -- providers -------------------------------------------------------------
@@ -120,23 +130,15 @@ class Engine:
     @property
     def smoothing_tau(self) -> float:
         """The fusion smoothing time constant (seconds) of every track's fusion state."""
-        return self._smoothing_tau
+        return self._people.smoothing_tau
 
     def set_smoothing(self, tau: float) -> None:
-        self._smoothing_tau = max(0.0, float(tau))
-        for f in list(self._fusions.values()):
-            f.smoothing_tau = self._smoothing_tau
+        self._people.set_smoothing(tau)
 
-    def _fusion(self, key: int | None) -> FusionScorer:
-        f = self._fusions.get(key)
-        if f is None:
-            cfg = self.config.fusion
-            f = self._fusions[key] = FusionScorer(
-                weights={"face": cfg.face_weight, "voice": cfg.voice_weight},
-                smoothing_tau=self._smoothing_tau,
-                reset_after=cfg.reset_after,
-            )
-        return f
+    def set_focus(self, track_id: int | None) -> None:
+        """Make this face track the primary person while nobody visible is talking (a GUI
+        click, ``--focus``); None: back to the largest face.  Safe to call from any thread."""
+        self._people.set_focus(track_id)
 
     # -- stage 1 ----------------------------------------------------------------
     @property
@@ -157,6 +159,8 @@ class Engine:
     def insert_audio(self, chunk: AudioChunk) -> list[FrameResult]:
         """Feed audio in source order.  For audio-only sources this returns one
         result per voice hop; with video, results come with the frames."""
+        if self._speaking is not None:
+            self._speaking.insert_audio(chunk)
         if self.voice is None:
             return []
         self.voice.insert(chunk)
@@ -196,47 +200,22 @@ class Engine:
         return result
 
     def _result(self, t: float, index: int, frame: VideoFrame | None, faces: list[FaceObservation]) -> FrameResult:
-        """Fusion per face track (face evidence + the voice) and for "no face" (the voice
-        alone); the frame-level result is the primary face's (:func:`primary_face`)."""
+        """Who is talking (emotiond/face/speaking.py), then one fused result per person with the
+        voice joining its speaker, the off-screen voice, and the primary person (emotiond/people.py)."""
         voice_ev = voice_probs = speech = voice_arousal = None
         if self.voice is not None:
             voice_ev = self.voice.evidence(t)
             voice_probs, speech = self.voice.current_probs(t), self.voice.speech(t)
             voice_arousal = self.voice.arousal(t)
-        if self.independent_frames:
-            self._fusions.clear()
-        by_track: dict[int, FusedResult | None] = {}
-        for f in faces:
-            if f.emotion is None:
-                continue
-            rel = f.reliability if f.reliability is not None else f.quality
-            # a floor keeps an unreadable face in the result, labelled "uncertain" below
-            items = [evidence("face", f.emotion, max(1e-3, rel * confidence_factor(f.emotion)))]
-            if voice_ev is not None:
-                items.append(voice_ev)
-            fused_f = self._fusion(f.track_id).update(t, items)
-            weak_voice = voice_ev is None or voice_ev.reliability < self.config.face.uncertain_below
-            if fused_f is not None and f.label == UNCERTAIN and weak_voice:
-                fused_f.label = UNCERTAIN  # an unreadable face and no reliable voice: no confident label
-            by_track[f.track_id] = fused_f
-            self._fusion_seen[f.track_id] = t
-        primary = primary_face(faces)
-        if primary is not None:
-            fused = by_track[primary.track_id]
-        else:
-            fused = self._fusion(None).update(t, [voice_ev] if voice_ev is not None else [])
-            self._fusion_seen[None] = t
-        self._forget_tracks(t)
-        return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=fused,
-                           primary=None if primary is None else primary.track_id, fused_by_track=by_track,
+        state = None
+        if self._speaking is not None:
+            state = self._speaking.update(t, faces, speech)
+            for f in faces:
+                f.speaking = state.speaking.get(f.track_id)
+        people = self._people.update(t, faces, state, voice_ev, independent=self.independent_frames)
+        return FrameResult(t=t, frame=index, faces=faces, voice=voice_probs, speech=speech, fused=people.fused,
+                           primary=people.primary, fused_by_track=people.by_track, offscreen=people.offscreen,
                            voice_arousal=voice_arousal)
-
-    def _forget_tracks(self, t: float) -> None:
-        """Track ids are never reused: a track gone longer than the tracker keeps it is over."""
-        gap = max(self.config.face.track_max_gap, 0.0) + 1e-6
-        for key in [k for k, seen in self._fusion_seen.items() if k is not None and t - seen > gap]:
-            del self._fusion_seen[key]
-            self._fusions.pop(key, None)
 
     def finish(self) -> list[FrameResult]:
         """End of the source: analyse the audio tail; for audio-only sources, one last result

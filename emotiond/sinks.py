@@ -60,6 +60,8 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
             "face": _dist(f.emotion),
             "label": label,
             "aus": {k: _r(v) for k, v in action_units(f.blendshapes).items()},
+            "speaking": _r(f.speaking),
+            **_person(result.fused_by_track.get(f.track_id)),
         }
         if face_features:
             from emotiond.face.landmarks import BLENDSHAPES
@@ -68,6 +70,7 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
             face["landmarks"] = np.round(f.landmarks.astype(np.float64), 2).tolist()
         faces.append(face)
     fused = result.fused
+    off = result.offscreen
     return {
         "t": _r(result.t),
         "frame": result.frame,
@@ -83,6 +86,23 @@ def to_record(result: FrameResult, face_features: bool = False) -> dict[str, Any
         "valence": _r(fused.valence) if fused else None,
         "arousal": _r(fused.arousal) if fused else None,
         "faces_unanalysed": result.faces_unanalysed,
+        "offscreen": None if off is None else {
+            "fused": _dist(off.probs), "label": off.label, "confidence": _r(off.confidence),
+            "valence": _r(off.valence), "arousal": _r(off.arousal),
+        },
+    }
+
+
+def _person(fused) -> dict[str, Any]:
+    """One face's own fused result (its face, plus its voice while it is the speaker)."""
+    if fused is None:
+        return {"fused": None, "label_fused": None, "valence": None, "arousal": None, "shares": None}
+    return {
+        "fused": _dist(fused.probs),
+        "label_fused": fused.label,
+        "valence": _r(fused.valence),
+        "arousal": _r(fused.arousal),
+        "shares": {k: _r(v) for k, v in fused.shares.items()},
     }
 
 
@@ -268,6 +288,10 @@ CSV_COLUMNS = (
     + ["voice_arousal"]
     + ["faces_unanalysed"]
     + FACE_EXTRA
+    # added with per-person fusion (after the original columns, so old readers keep working)
+    + ["speaking", "person_label", "person_valence", "person_arousal", "person_share_voice"]
+    + [f"person_{e}" for e in EMOTIONS]
+    + ["offscreen_label", "offscreen_confidence"]
 )
 
 
@@ -285,19 +309,24 @@ def csv_rows(record: dict[str, Any]) -> list[list[Any]]:
         + [record.get("voice_arousal")]
         + [record.get("faces_unanalysed", 0)]
     )
+    off = record.get("offscreen") or {}
+    frame_tail = [off.get("label"), off.get("confidence")]
     faces = record["faces"] or [None]
     rows = []
     for f in faces:
         if f is None:
             head = [record["t"], record["frame"]] + [None] * 7 + [None] * len(EMOTIONS)
             extra = [None] * len(FACE_EXTRA)
+            person = [None] * (5 + len(EMOTIONS))
         else:
             head = [record["t"], record["frame"], f["id"], *f["bbox"], f["quality"], f["label"]] + d(f["face"])
             pose = f.get("pose") or {}
             aus = f.get("aus") or {}
             extra = [f.get("reliability"), pose.get("yaw"), pose.get("pitch"), pose.get("roll")]
             extra += [aus.get(n) for n in _au_names()]
-        rows.append(head + tail + extra)
+            person = [f.get("speaking"), f.get("label_fused"), f.get("valence"), f.get("arousal"),
+                      (f.get("shares") or {}).get("voice")] + d(f.get("fused"))
+        rows.append(head + tail + extra + person + frame_tail)
     return rows
 
 

@@ -45,6 +45,7 @@ class FaceObservation:
     pose: tuple[float, float, float] | None = None  # head yaw, pitch, roll in degrees (face.landmarks.head_pose)
     reliability: float | None = None  # [0, 1] can the expression be read (face.reliability); set with emotion
     label: str | None = None  # the most probable class, or "uncertain" when reliability is low; set with emotion
+    speaking: float | None = None  # P(this face is talking), set by the active-speaker stage (None: no audio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +86,9 @@ class FrameResult:
     voice_arousal: float | None = None  # the voice model's arousal estimate (-1 calm .. 1 aroused)
     fused: FusedResult | None = None  # the frame-level result: the primary face's fusion (or the voice's)
     primary: int | None = None  # track id of the face ``fused`` speaks for; None: no face (voice only)
-    fused_by_track: dict[int, FusedResult | None] = field(default_factory=dict)  # every face track's fusion
+    fused_by_track: dict[int, FusedResult | None] = field(default_factory=dict)  # every face track's own fusion
     faces_unanalysed: int = 0  # faces seen beyond face.max_faces (not in ``faces``)
+    offscreen: FusedResult | None = None  # the off-screen voice: speech while no visible face is talking
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
     @property

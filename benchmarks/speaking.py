@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Per-face cost of active-speaker detection and per-person fusion, with 1, 2 and 5 faces.
+
+    python benchmarks/speaking.py [--frames 500]
+
+Real faces: the landmarks and blendshapes mediapipe finds in ../shared/media/single_face.jpg,
+copied side by side N times with mouths that open and close; audio: noise whose loudness
+follows one of them, in 40 ms chunks (one per 25 fps frame).  Per frame it times
+``SyncSpeakerDetector.update`` + ``People.update`` (what the engine adds per frame for
+"who is talking") and, as the baseline measured in the same run, the face-expression model
+on the same faces (crop + ONNX, the stage that already runs per face).  Prints µs per face
+per frame (median) and the ratio to the baseline.  Budget: ≤ 1 ms per face per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=500)
+    args = ap.parse_args()
+
+    import cv2
+
+    from emotiond.config import load_config
+    from emotiond.engine import face_emotions, open_landmarker
+    from emotiond.face.emotion import FaceEmotionModel
+    from emotiond.face.speaking import SyncSpeakerDetector
+    from emotiond.fusion import evidence
+    from emotiond.people import People
+    from emotiond.types import AudioChunk, FaceObservation
+
+    image_path = ROOT.parent / "shared" / "media" / "single_face.jpg"
+    image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    cfg = load_config()
+    lm = open_landmarker(cfg, video=False)
+    try:
+        face = lm.detect(image)[0]
+    finally:
+        lm.close()
+    model = FaceEmotionModel.from_registry(cfg.models_dir, provider="cpu", threads=1)
+    rng = np.random.default_rng(0)
+    fps, rate = 25, 16000
+    print(f"{args.frames} frames at {fps} fps; µs per face per frame (median over frames)")
+    print(f"{'faces':>5} {'speaker+people':>15} {'expression model':>17} {'ratio':>6}")
+    for n in (1, 2, 5):
+        det = SyncSpeakerDetector()
+        people = People({"face": 1.0, "voice": 1.0})
+        voice = evidence("voice", np.array([0.5, 0.1, 0.1, 0.2, 0.1, 0.0, 0.0]), 0.8,
+                         np.array([1, 1, 1, 1, 1, 0, 0], bool))
+        mouths = np.clip(np.convolve(rng.random((args.frames + 3) * n) > 0.6, np.ones(4) / 4, "same"), 0, 1)
+        mouths = mouths[: args.frames * n].reshape(args.frames, n)
+        ours, base = [], []
+        for k in range(args.frames):
+            t = k / fps
+            faces = []
+            for i in range(n):
+                lmk = face.landmarks.copy()
+                lmk[14, 1] += 20.0 * mouths[k, i]
+                f = FaceObservation(lmk, face.blendshapes, face.bbox, face.quality, track_id=i + 1,
+                                    emotion=np.full(7, 1 / 7))
+                faces.append(f)
+            noise = rng.normal(0, 0.3, rate // fps) * mouths[k, 0]
+            det.insert_audio(AudioChunk(t, noise.astype(np.float32), rate))
+            t0 = time.perf_counter()
+            state = det.update(t, faces, 0.9)
+            people.update(t, faces, state, voice)
+            t1 = time.perf_counter()
+            face_emotions(model, image, faces)
+            t2 = time.perf_counter()
+            if k >= 50:  # after the warm-up
+                ours.append((t1 - t0) / n)
+                base.append((t2 - t1) / n)
+        a, b = statistics.median(ours) * 1e6, statistics.median(base) * 1e6
+        print(f"{n:>5} {a:>15.0f} {b:>17.0f} {a / b:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""Active-speaker detection: which visible face is talking.  Pure, no I/O.
+
+A talking mouth opens and closes with the loudness of its voice: mouth opening and the
+speech envelope are correlated over a few hundred milliseconds, the sound lagging the lips
+by up to ~0.2 s ("audio-visual synchrony": Hershey & Movellan 2000; Chandrasekaran et al.
+2009, PLoS Comput Biol 5(7) e1000436).  Learned detectors (TalkNet, Light-ASD) learn the
+same cue from pixels and spectrograms; this one measures it directly, for a few tens of
+microseconds per face and frame.
+
+Per face track, at every video frame:
+
+* the mouth opening ``o`` = inner-lip aperture (landmarks 13/14) / outer eye-corner
+  distance (33/263) + ½ · the ``jawOpen`` blendshape — independent of face size;
+* the audio envelope ``e``: RMS of the source's audio in 10 ms bins, averaged over
+  ±``smooth`` around the instant asked for;
+* the correlation ``r(ℓ)`` of ``o(t)`` with ``e(t + ℓ)`` for lags ``ℓ`` from
+  ``offset + lag_min`` to ``offset + lag_max`` (``offset``: the source's known audio–video
+  offset), over a sliding window with exponential weights (time constant ``window``):
+  running weighted moments E[o], E[e], E[o²], E[e²], E[o·e] per lag, updated once per
+  frame, so each frame costs O(lags) whatever the window;
+* how much the mouth moves, ``m = min(1, std(o) / mouth_ref)`` — a still mouth is no
+  evidence of speaking, and a mouth that moves while nothing is heard lowers ``r``;
+* the synchrony ``s = m · max_ℓ r(ℓ)`` and
+  ``P(speaking) = sigmoid((s − r0) / width) · gate``, where the gate is 0 while no speech
+  is heard (the VAD's mean over the last ``presence_span`` s < ``speech_on``) and rises to
+  1 at ``speech_full``.
+
+The envelope needs audio up to ``t + lag_max``, so the instant evaluated is
+``min(t, audio_end − lag_max)`` — a fraction of a second behind the frame.  Everything
+runs on the source's timestamps in the order items arrive, so a replay gives the same
+numbers.
+
+:class:`SpeakerDetector` is the interface the engine uses; a learned detector (a model
+behind :meth:`~SpeakerDetector.update`) can replace :class:`SyncSpeakerDetector`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from emotiond.types import AudioChunk, FaceObservation
+
+UPPER_LIP, LOWER_LIP = 13, 14  # inner lip midpoints (mediapipe face mesh)
+EYE_OUTER_R, EYE_OUTER_L = 33, 263
+JAW_OPEN = 25  # index of "jawOpen" in emotiond.face.landmarks.BLENDSHAPES
+
+BIN = 0.01  # seconds per audio envelope bin
+
+
+def mouth_opening(face: FaceObservation) -> float:
+    """Lip aperture / eye-corner distance + ½ jawOpen (dimensionless, ~0 closed … ~0.5 wide open)."""
+    lm = face.landmarks
+    iod = float(np.hypot(*(lm[EYE_OUTER_L, :2] - lm[EYE_OUTER_R, :2])))
+    if iod < 1e-6:
+        return 0.0
+    aperture = float(np.hypot(*(lm[LOWER_LIP, :2] - lm[UPPER_LIP, :2])))
+    jaw = float(face.blendshapes[JAW_OPEN]) if face.blendshapes.shape[0] > JAW_OPEN else 0.0
+    return aperture / iod + 0.5 * jaw
+
+
+@dataclass(frozen=True)
+class SpeakingParams:
+    window: float = 0.8  # s, time constant of the exponentially weighted correlation
+    lag_min: float = -0.04  # s, audio earlier than the lips
+    lag_max: float = 0.16  # s, audio later than the lips (the usual direction)
+    lag_step: float = 0.04
+    offset: float = 0.0  # s, known audio–video offset of the source (audio later = positive)
+    mouth_ref: float = 0.02  # std of the mouth opening that counts as "moving"
+    r0: float = 0.55  # synchrony at which P(speaking) = ½ (before the speech gate)
+    width: float = 0.08  # sigmoid width
+    speech_on: float = 0.3  # VAD probability (mean over presence_span) from which speech is heard
+    speech_full: float = 0.5  # … from which P(speaking) is not reduced any more
+    presence_span: float = 0.3  # s before the evaluated instant whose VAD says whether speech is heard
+    smooth: float = 0.02  # s, half-width of the envelope's averaging around each instant
+    forget_after: float = 2.0  # s a lost track keeps its state
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakingState:
+    """What the detector says about the frame it was last updated with."""
+
+    speech: float  # speech presence (mean VAD probability of the last presence_span s), 0..1
+    speaking: dict[int, float] = field(default_factory=dict)  # track id -> P(speaking)
+
+    def speaker(self, threshold: float = 0.5) -> int | None:
+        """The track judged to be talking (highest probability ≥ threshold), or None."""
+        best = max(self.speaking.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
+        return best[0] if best is not None and best[1] >= threshold else None
+
+
+class SpeakerDetector(Protocol):
+    """The interface the engine uses; a learned detector can replace the synchrony one."""
+
+    def insert_audio(self, chunk: AudioChunk) -> None: ...
+
+    def update(self, t: float, faces: list[FaceObservation], vad: float | None) -> SpeakingState: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class _Track:
+    times: deque = field(default_factory=deque)  # frame times
+    values: deque = field(default_factory=deque)  # mouth opening per frame
+    moments: np.ndarray | None = None  # [5, lags]: E[o], E[e], E[o²], E[e²], E[o·e], exponentially weighted
+    n: int = 0  # instants accumulated
+    score: float = 0.0  # synchrony: m · max over lags of the correlation
+    last_seen: float = 0.0
+
+
+class SyncSpeakerDetector:
+    """Audio-visual synchrony detector (see the module docstring)."""
+
+    def __init__(self, params: SpeakingParams | None = None):
+        self.p = params or SpeakingParams()
+        p = self.p
+        if p.lag_max < p.lag_min:
+            raise ValueError(f"lag_max ({p.lag_max}) must not be below lag_min ({p.lag_min})")
+        n = int(round((p.lag_max - p.lag_min) / p.lag_step)) + 1
+        self._lags = p.offset + p.lag_min + p.lag_step * np.arange(n)
+        self._keep = max(0.0, p.offset + p.lag_max) + 1.0  # seconds of mouth history kept
+        self._keep_audio = self._keep + max(0.0, -(p.offset + p.lag_min)) + p.presence_span + 0.5
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks: dict[int, _Track] = {}
+        self._bin0: int | None = None  # absolute bin index of _energy[0]
+        self._energy = np.zeros(0)  # sum of squares per bin
+        self._count = np.zeros(0)  # samples per bin
+        self._audio_end: float | None = None
+        self._cum: tuple[np.ndarray, np.ndarray] | None = None  # cumulative sums of the bins
+        self._vad: deque = deque()  # (t, vad) per frame
+        self._last_eval: float | None = None
+
+    # -- audio -----------------------------------------------------------------
+    def insert_audio(self, chunk: AudioChunk) -> None:
+        x = np.asarray(chunk.samples, dtype=np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if x.size == 0:
+            return
+        t_samples = chunk.t + np.arange(x.size) / float(chunk.rate)
+        bins = np.floor(t_samples / BIN).astype(np.int64)
+        if self._bin0 is None:
+            self._bin0 = int(bins[0])
+        lo = int(bins[0]) - self._bin0
+        hi = int(bins[-1]) - self._bin0 + 1
+        if lo < 0:  # audio from before the kept history (out of order): ignore it
+            keep = bins >= self._bin0
+            x, bins = x[keep], bins[keep]
+            if x.size == 0:
+                return
+            lo = 0
+        if hi > self._energy.size:
+            grow = hi - self._energy.size
+            self._energy = np.concatenate([self._energy, np.zeros(grow)])
+            self._count = np.concatenate([self._count, np.zeros(grow)])
+        idx = bins - self._bin0
+        self._energy += np.bincount(idx, weights=x.astype(np.float64) ** 2, minlength=self._energy.size)[: self._energy.size]
+        self._count += np.bincount(idx, minlength=self._energy.size)[: self._energy.size]
+        self._cum = None
+        end = chunk.t + x.size / float(chunk.rate)
+        self._audio_end = end if self._audio_end is None else max(self._audio_end, end)
+        # forget audio older than the history we can still need
+        drop = int((self._audio_end - self._keep_audio) / BIN) - self._bin0
+        if drop > 0:
+            self._energy, self._count = self._energy[drop:], self._count[drop:]
+            self._bin0 += drop
+            self._cum = None
+
+    def _envelope(self, times: np.ndarray) -> np.ndarray:
+        """RMS over ±``smooth`` around each time (NaN where no audio)."""
+        if self._bin0 is None or self._energy.size == 0:
+            return np.full(times.shape, np.nan)
+        if self._cum is None:
+            self._cum = (np.concatenate([[0.0], np.cumsum(self._energy)]), np.concatenate([[0.0], np.cumsum(self._count)]))
+        ce, cc = self._cum
+        n = self._energy.size
+        c = np.floor(times / BIN).astype(np.int64) - self._bin0
+        k = int(round(self.p.smooth / BIN))
+        lo = np.clip(c - k, 0, n)
+        hi = np.clip(c + k + 1, 0, n)
+        cnt = cc[hi] - cc[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rms = np.sqrt((ce[hi] - ce[lo]) / cnt)
+        return np.where(cnt > 0, rms, np.nan)
+
+    # -- frames ----------------------------------------------------------------
+    def update(self, t: float, faces: list[FaceObservation], vad: float | None) -> SpeakingState:
+        """One video frame: the faces (with track ids) and the VAD probability at ``t``
+        (None without a VAD: loudness decides whether speech is heard)."""
+        p = self.p
+        for f in faces:
+            tr = self._tracks.setdefault(f.track_id, _Track())
+            tr.times.append(t)
+            tr.values.append(mouth_opening(f))
+            tr.last_seen = t
+            while tr.times and tr.times[0] < t - self._keep:
+                tr.times.popleft()
+                tr.values.popleft()
+        for tid in [k for k, tr in self._tracks.items() if t - tr.last_seen > p.forget_after]:
+            del self._tracks[tid]
+        self._vad.append((t, vad))
+        while self._vad and self._vad[0][0] < t - self._keep_audio:
+            self._vad.popleft()
+        if self._audio_end is None:
+            return SpeakingState(speech=0.0, speaking={f.track_id: 0.0 for f in faces})
+
+        # the instant evaluated: audio must exist up to its latest lag
+        end = min(t, self._audio_end - max(0.0, p.offset + p.lag_max))
+        dt = 0.0 if self._last_eval is None else end - self._last_eval
+        fresh = self._last_eval is None or dt > 0
+        if fresh:
+            self._last_eval = end
+        presence = self._presence(end - p.presence_span, end)
+        gate = min(1.0, presence / p.speech_full) if presence >= p.speech_on else 0.0
+        env = self._envelope(end + self._lags) if fresh else None
+        usable = env is not None and bool(np.all(np.isfinite(env)))
+        out = {}
+        for f in faces:
+            tr = self._tracks[f.track_id]
+            if usable:
+                self._accumulate(tr, end, dt, env)
+            prob = 1.0 / (1.0 + math.exp(-(tr.score - p.r0) / p.width))
+            out[f.track_id] = prob * gate
+        return SpeakingState(speech=presence, speaking=out)
+
+    def _accumulate(self, tr: _Track, end: float, dt: float, env: np.ndarray) -> None:
+        """Add the instant ``end`` to the track's exponentially weighted moments (time constant
+        ``window``) and recompute its synchrony."""
+        if not tr.times or tr.times[0] > end or tr.times[-1] < end - 0.1:
+            return  # the face was not seen around that instant
+        o = _interp(tr.times, tr.values, end)
+        x = np.stack([np.full_like(env, o), env, np.full_like(env, o * o), env * env, o * env])
+        tr.n += 1
+        a = max(1.0 - math.exp(-max(dt, 0.0) / self.p.window), 1.0 / tr.n)
+        tr.moments = x if tr.moments is None else tr.moments + a * (x - tr.moments)
+        mo, me, moo, mee, moe = tr.moments
+        vo = max(float(moo[0] - mo[0] * mo[0]), 0.0)
+        ve = np.maximum(mee - me * me, 0.0)
+        if tr.n < 4 or vo <= 1e-12:
+            tr.score = 0.0
+            return
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(ve > 1e-12, (moe - mo * me) / np.sqrt(vo * ve), 0.0)
+        moving = min(1.0, math.sqrt(vo) / self.p.mouth_ref)
+        tr.score = moving * float(r.max())
+
+    def _presence(self, start: float, end: float) -> float:
+        """Speech presence of [start, end]: mean VAD probability of the frames in it; without a
+        VAD, the fraction of 40 ms steps louder than −40 dBFS."""
+        vals = [v for ts, v in self._vad if start <= ts <= end and v is not None]
+        if vals:
+            return float(np.mean(vals))
+        if any(v is not None for _, v in self._vad):
+            return 0.0
+        env = self._envelope(np.arange(start, end, BIN * 4))
+        env = env[np.isfinite(env)]
+        return float(np.mean(env > 0.01)) if env.size else 0.0
+
+
+def _interp(times: deque, values: deque, t: float) -> float:
+    """The mouth opening at ``t``, linearly interpolated between the frames around it."""
+    for i in range(len(times) - 1, 0, -1):
+        if times[i - 1] <= t:
+            t0, t1 = times[i - 1], times[i]
+            if t >= t1 or t1 <= t0:
+                return float(values[i])
+            w = (t - t0) / (t1 - t0)
+            return float(values[i - 1] + w * (values[i] - values[i - 1]))
+    return float(values[0])

@@ -1,0 +1,154 @@
+"""Per-person fusion: every face track has its own fused result; the voice joins the one who talks.
+
+Pure state machine, no I/O (docs/fusion.md, "Who is talking").  Per frame it gets the faces
+(with their face-emotion distributions and track ids), what the active-speaker stage says
+(:class:`~emotiond.face.speaking.SpeakingState`) and the voice evidence, and it decides:
+
+* **whose voice it is** — the face judged to be speaking (highest P(speaking) ≥ threshold)
+  owns the voice; speech heard while no visible face talks belongs to the *off-screen
+  voice*; between phrases (no speech heard) the last owner keeps the fading voice evidence;
+* **each person's fused result** — one :class:`~emotiond.fusion.FusionScorer` per track
+  (smoothing, valence/arousal and shares of its own); the voice evidence joins only its
+  owner, its reliability multiplied by the owner's speaking probability — a face that is not
+  speaking is fused from its face alone, so the voice cannot change it;
+* **the primary person** the frame-level result speaks for — the active speaker while
+  someone speaks, otherwise the face the user selected (:meth:`People.set_focus`), otherwise
+  the largest face, with hysteresis: the last speaker stays primary for ``hold`` seconds
+  after they stop talking (pauses between phrases), and another face takes over from the
+  largest only when it is clearly larger (``switch_ratio``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emotiond.face.speaking import SpeakingState
+from emotiond.fusion import FusionScorer, confidence_factor, evidence
+from emotiond.types import FaceObservation, FusedResult, ModalityEvidence
+
+OFFSCREEN = -1  # the owner id of speech no visible face is making
+
+
+def area(f: FaceObservation) -> float:
+    return (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])
+
+
+@dataclass
+class PeopleResult:
+    primary: int | None  # track id the frame-level result is about
+    fused: FusedResult | None  # the primary's fused result (or the off-screen voice's without faces)
+    offscreen: FusedResult | None  # the off-screen voice while it counts
+    speaker: int | None  # the face judged to be talking (None: nobody visible)
+    by_track: dict[int, FusedResult | None]  # every face's own fused result
+
+
+class People:
+    def __init__(self, weights: dict[str, float], smoothing_tau: float = 0.5, reset_after: float = 2.0,
+                 threshold: float = 0.5, switch_ratio: float = 1.4, forget_after: float = 2.0, speech_on: float = 0.3,
+                 hold: float = 1.0):
+        self.weights = dict(weights)
+        self.smoothing_tau = smoothing_tau
+        self.reset_after = reset_after
+        self.threshold = threshold
+        self.switch_ratio = switch_ratio
+        self.forget_after = forget_after
+        self.speech_on = speech_on
+        self.hold = hold
+        self.reset()
+
+    def reset(self) -> None:
+        self._scorers: dict[int, FusionScorer] = {}
+        self._seen: dict[int, float] = {}
+        self._owner: int | None = None  # who the voice belongs to (a track id, OFFSCREEN, or None)
+        self._owner_weight = 0.0
+        self._primary: int | None = None
+        self._last_speaker: tuple[int, float] | None = None  # (track id, last time judged speaking)
+        self.focus: int | None = None
+
+    def set_focus(self, track_id: int | None) -> None:
+        """The face the user selected (GUI click, ``--focus``); None: back to the largest face."""
+        self.focus = None if track_id is None else int(track_id)
+
+    def set_smoothing(self, tau: float) -> None:
+        self.smoothing_tau = max(0.0, float(tau))
+        for s in self._scorers.values():
+            s.smoothing_tau = self.smoothing_tau
+
+    def _scorer(self, key: int) -> FusionScorer:
+        s = self._scorers.get(key)
+        if s is None:
+            s = self._scorers[key] = FusionScorer(self.weights, self.smoothing_tau, self.reset_after)
+        return s
+
+    def update(self, t: float, faces: list[FaceObservation], speaking: SpeakingState | None,
+               voice: ModalityEvidence | None, independent: bool = False) -> PeopleResult:
+        for f in faces:
+            self._seen[f.track_id] = t
+        for tid in [k for k, last in self._seen.items() if t - last > self.forget_after]:
+            del self._seen[tid]
+            self._scorers.pop(tid, None)
+            if self.focus == tid:
+                self.focus = None
+
+        # whose voice is it?
+        speaker = None
+        if speaking is not None:
+            visible = {f.track_id for f in faces}
+            state = SpeakingState(speaking.speech, {k: v for k, v in speaking.speaking.items() if k in visible})
+            speaker = state.speaker(self.threshold)
+            if speaker is not None and self._owner in state.speaking and self._owner != speaker:
+                # hysteresis: the current speaker keeps the voice unless the other is clearly more likely
+                mine = state.speaking[self._owner]
+                if mine >= self.threshold and state.speaking[speaker] < mine + 0.1:
+                    speaker = self._owner
+            if speaking.speech >= self.speech_on:  # someone speaks now: the voice is theirs, or off screen
+                if speaker is not None:
+                    self._owner = speaker
+                    self._owner_weight = min(1.0, state.speaking[speaker] / max(speaking.speech, 1e-6))
+                else:
+                    self._owner, self._owner_weight = OFFSCREEN, 1.0
+        if speaker is not None:
+            self._last_speaker = (speaker, t)
+        primary = self._choose_primary(t, faces, speaker)
+        if speaking is None:  # no speaker detection: the voice joins the primary face, or is off screen
+            self._owner, self._owner_weight = (primary if primary is not None else OFFSCREEN), 1.0
+        self._primary = primary
+        owner = self._owner
+        if owner is not None and owner != OFFSCREEN and all(f.track_id != owner for f in faces):
+            owner = OFFSCREEN  # the speaker left the picture: their voice is off screen now
+
+        # one fused result per person; the voice only with its owner
+        by_track: dict[int, FusedResult | None] = {}
+        for f in faces:
+            items = []
+            if f.emotion is not None:
+                items.append(evidence("face", f.emotion, f.quality * confidence_factor(f.emotion)))
+            if voice is not None and owner == f.track_id:
+                items.append(ModalityEvidence(voice.name, voice.probs, voice.covered,
+                                              voice.reliability * self._owner_weight))
+            sc = self._scorer(f.track_id)
+            if independent:
+                sc.reset()
+            by_track[f.track_id] = sc.update(t, items)
+        off_items = [voice] if voice is not None and owner == OFFSCREEN else []
+        offscreen = self._scorer(OFFSCREEN).update(t, off_items)
+        fused = by_track[primary] if primary is not None else offscreen
+        return PeopleResult(primary=primary, fused=fused, offscreen=offscreen, speaker=speaker, by_track=by_track)
+
+    def _choose_primary(self, t: float, faces: list[FaceObservation], speaker: int | None) -> int | None:
+        usable = [f for f in faces if f.emotion is not None] or faces
+        if not usable:
+            return None
+        ids = {f.track_id for f in usable}
+        if speaker is not None and speaker in ids:
+            return speaker
+        if self._last_speaker is not None and t - self._last_speaker[1] <= self.hold and self._last_speaker[0] in ids:
+            return self._last_speaker[0]  # a pause between phrases: the speaker stays primary
+        if self.focus is not None and self.focus in ids:
+            return self.focus
+        big = max(usable, key=lambda f: (area(f), -f.track_id))
+        cur = next((f for f in usable if f.track_id == self._primary), None)
+        if cur is not None and area(big) < self.switch_ratio * area(cur):
+            return cur.track_id
+        return big.track_id
+
