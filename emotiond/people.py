@@ -104,7 +104,7 @@ class People:
             if speaking.speech >= self.speech_on:  # someone speaks now: the voice is theirs, or off screen
                 if speaker is not None:
                     self._owner = speaker
-                    self._owner_weight = min(1.0, state.speaking[speaker] / max(speaking.speech, 1e-6))
+                    self._owner_weight = state.speaking[speaker]
                 else:
                     self._owner, self._owner_weight = OFFSCREEN, 1.0
         if speaker is not None:

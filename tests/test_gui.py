@@ -170,8 +170,10 @@ def test_missing_model_is_shown_after_the_first_frame(make_window, qtbot, tmp_pa
     assert "model" in w.banner.text() and "What to do:" in w.banner.text()
 
 
-def test_speaker_is_marked_while_speech_is_heard(make_window, qtbot, single_face_mp4, tmp_path):
-    """The real voice path: a face clip whose audio track is real speech (from 1.0 s on)."""
+def test_a_face_that_does_not_speak_is_not_marked_while_speech_is_heard(make_window, qtbot, single_face_mp4, tmp_path):
+    """The real voice and speaker paths: a face clip whose audio track is someone else's speech
+    (from 1.0 s on).  The speech light comes on; the face, whose mouth does not follow the
+    voice, is not marked as the speaker and its result (the bars) has no voice in it."""
     from tests.mediautil import transcode
 
     clip = tmp_path / "face_speech.mkv"
@@ -181,15 +183,30 @@ def test_speaker_is_marked_while_speech_is_heard(make_window, qtbot, single_face
     show = w.video.set_frame
     w.video.set_frame = lambda image, boxes: (seen.append((list(boxes), w.meter.speaking, w.bars.shares())), show(image, boxes))
     w.open_spec(str(clip))
-
-    def marked():  # the speaker's box marked, the speech light on, the voice's share in the bars
-        return (any(boxes and boxes[0].speaking and light for boxes, light, _ in seen)
-                and any(shares.get("voice", 0) > 0 for _, _, shares in seen))
-
-    qtbot.waitUntil(marked, timeout=30000)
-    quiet = [boxes[0] for boxes, _, _ in seen if boxes and w.last_update and boxes[0].speaking is False]
-    assert quiet, "before the speech starts (1 s) the face is not marked"
+    qtbot.waitUntil(lambda: any(light for _, light, _ in seen) and w.last_update and w.last_update.results >= 60,
+                    timeout=30000)
+    with_face = [(boxes, shares) for boxes, _, shares in seen if boxes]
+    assert with_face and not any(boxes[0].speaking for boxes, _ in with_face)
+    assert all(shares.get("voice", 0.0) == 0.0 for _, shares in with_face)
     assert w.meter.voice and w.meter.level is not None
+
+
+def test_speaking_marker_follows_the_speaker_detector_and_the_bars_say_whose(qtbot, qapp):
+    from emotiond.gui.widgets import ProbabilityBars, face_boxes
+
+    res = _result(0.9)
+    res.faces[0].speaking, res.faces[1].speaking = 0.8, 0.1  # the small face talks, the primary does not
+    assert [b.speaking for b in face_boxes(res, 0.5)] == [True, False]
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.set_result(res)
+    assert "face #1 +" in bars.whose and "speaking" not in bars.whose
+    res.primary = 2
+    bars.set_result(res)
+    assert "face #2 (speaking)" in bars.whose
+    off = FrameResult(t=1.0, frame=1, faces=res.faces, speech=0.9, fused=res.fused, primary=None)
+    bars.set_result(off)
+    assert "off-screen voice" in bars.whose
 
 
 def test_live_camera_records_and_a_lost_camera_is_shown(make_window, qtbot, single_face_jpg, tmp_path):

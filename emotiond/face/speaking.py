@@ -54,11 +54,11 @@ BIN = 0.01  # seconds per audio envelope bin
 
 def mouth_opening(face: FaceObservation) -> float:
     """Lip aperture / eye-corner distance + ½ jawOpen (dimensionless, ~0 closed … ~0.5 wide open)."""
-    lm = face.landmarks
-    iod = float(np.hypot(*(lm[EYE_OUTER_L, :2] - lm[EYE_OUTER_R, :2])))
+    pts = face.landmarks[[EYE_OUTER_R, EYE_OUTER_L, UPPER_LIP, LOWER_LIP], :2].tolist()
+    iod = math.hypot(pts[1][0] - pts[0][0], pts[1][1] - pts[0][1])
     if iod < 1e-6:
         return 0.0
-    aperture = float(np.hypot(*(lm[LOWER_LIP, :2] - lm[UPPER_LIP, :2])))
+    aperture = math.hypot(pts[3][0] - pts[2][0], pts[3][1] - pts[2][1])
     jaw = float(face.blendshapes[JAW_OPEN]) if face.blendshapes.shape[0] > JAW_OPEN else 0.0
     return aperture / iod + 0.5 * jaw
 
@@ -107,7 +107,7 @@ class SpeakerDetector(Protocol):
 class _Track:
     times: deque = field(default_factory=deque)  # frame times
     values: deque = field(default_factory=deque)  # mouth opening per frame
-    moments: np.ndarray | None = None  # [5, lags]: E[o], E[e], E[o²], E[e²], E[o·e], exponentially weighted
+    moments: tuple | None = None  # exponentially weighted (E[o], E[o²]), E[e], E[e²], E[o·e] per lag
     n: int = 0  # instants accumulated
     score: float = 0.0  # synchrony: m · max over lags of the correlation
     last_seen: float = 0.0
@@ -221,35 +221,41 @@ class SyncSpeakerDetector:
         gate = min(1.0, presence / p.speech_full) if presence >= p.speech_on else 0.0
         env = self._envelope(end + self._lags) if fresh else None
         usable = env is not None and bool(np.all(np.isfinite(env)))
+        env2 = env * env if usable else None
         out = {}
         for f in faces:
             tr = self._tracks[f.track_id]
             if usable:
-                self._accumulate(tr, end, dt, env)
+                self._accumulate(tr, end, dt, env, env2)
             prob = 1.0 / (1.0 + math.exp(-(tr.score - p.r0) / p.width))
             out[f.track_id] = prob * gate
         return SpeakingState(speech=presence, speaking=out)
 
-    def _accumulate(self, tr: _Track, end: float, dt: float, env: np.ndarray) -> None:
+    def _accumulate(self, tr: _Track, end: float, dt: float, env: np.ndarray, env2: np.ndarray) -> None:
         """Add the instant ``end`` to the track's exponentially weighted moments (time constant
         ``window``) and recompute its synchrony."""
         if not tr.times or tr.times[0] > end or tr.times[-1] < end - 0.1:
             return  # the face was not seen around that instant
         o = _interp(tr.times, tr.values, end)
-        x = np.stack([np.full_like(env, o), env, np.full_like(env, o * o), env * env, o * env])
         tr.n += 1
         a = max(1.0 - math.exp(-max(dt, 0.0) / self.p.window), 1.0 / tr.n)
-        tr.moments = x if tr.moments is None else tr.moments + a * (x - tr.moments)
-        mo, me, moo, mee, moe = tr.moments
-        vo = max(float(moo[0] - mo[0] * mo[0]), 0.0)
-        ve = np.maximum(mee - me * me, 0.0)
+        if tr.moments is None:
+            tr.moments = np.array([o, o * o]), env.copy(), env2.copy(), o * env
+        else:
+            mo, me, mee, moe = tr.moments
+            mo += a * (np.array([o, o * o]) - mo)
+            me += a * (env - me)
+            mee += a * (env2 - mee)
+            moe += a * (o * env - moe)
+        mo, me, mee, moe = tr.moments
+        vo = max(float(mo[1] - mo[0] * mo[0]), 0.0)
         if tr.n < 4 or vo <= 1e-12:
             tr.score = 0.0
             return
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.where(ve > 1e-12, (moe - mo * me) / np.sqrt(vo * ve), 0.0)
-        moving = min(1.0, math.sqrt(vo) / self.p.mouth_ref)
-        tr.score = moving * float(r.max())
+        ve = mee - me * me
+        r = (moe - mo[0] * me) / np.sqrt(np.maximum(ve, 1e-12) * vo)
+        r[ve <= 1e-12] = 0.0
+        tr.score = min(1.0, math.sqrt(vo) / self.p.mouth_ref) * float(r.max())
 
     def _presence(self, start: float, end: float) -> float:
         """Speech presence of [start, end]: mean VAD probability of the frames in it; without a

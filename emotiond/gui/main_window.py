@@ -576,6 +576,8 @@ class MainWindow(QMainWindow):
         """Which face the bars, timeline, circumplex and expression units show (-1: the
         largest face with the voice, fused)."""
         self.selected_face = None if track_id is None or track_id < 0 else int(track_id)
+        if self.worker is not None:  # the engine's primary person too (while nobody visible talks)
+            self.worker.set_focus(self.selected_face)
         self.video.selected = self.selected_face
         self.timeline.select(self.selected_face)
         self.circumplex.clear()

@@ -52,12 +52,16 @@ class FaceBox:
         return f"{head}  {self.label}  {self.confidence:.0%}"
 
 
+SPEAKING = 0.5  # P(speaking) from which a face is marked as the speaker
+
+
 def face_boxes(result: FrameResult | None, speech_threshold: float) -> list[FaceBox]:
-    """The overlay's model of a result.  The speaking marker goes to the primary face (the one
-    the fused result speaks for, ``FrameResult.primary``) while the voice activity is above the threshold."""
+    """The overlay's model of a result.  The speaking marker goes to the face the active-speaker
+    stage judges to be talking (``faces[].speaking``); without speaker detection (no audio, or
+    switched off) to the primary face while the voice activity is above the threshold."""
     if result is None:
         return []
-    speaking = result.speech is not None and result.speech > speech_threshold
+    heard = result.speech is not None and result.speech > speech_threshold
     primary = result.primary_face
     boxes = []
     for f in result.faces:
@@ -65,8 +69,14 @@ def face_boxes(result: FrameResult | None, speech_threshold: float) -> list[Face
         if f.emotion is not None:
             k = int(np.argmax(f.emotion))
             label, conf = f.label or EMOTIONS[k], float(f.emotion[k])  # "uncertain" when unreadable
-        boxes.append(FaceBox(f.track_id, tuple(map(float, f.bbox)), label, conf, speaking and f is primary, f is primary))
+        speaking = f.speaking >= SPEAKING if f.speaking is not None else heard and f is primary
+        boxes.append(FaceBox(f.track_id, tuple(map(float, f.bbox)), label, conf, speaking, f is primary))
     return boxes
+
+
+def _person(face) -> str:
+    """How the bars name the primary person: "face #3", "face #3 (speaking)"."""
+    return f"face #{face.track_id}" + (" (speaking)" if (face.speaking or 0.0) >= SPEAKING else "")
 
 
 def face_count_text(result: FrameResult | None, max_faces: int) -> str:
@@ -388,12 +398,14 @@ class ProbabilityBars(QWidget):
             self._shares = {k: float(v) for k, v in fused.shares.items()}
             self._va = (float(fused.valence), float(fused.arousal))
         primary = result.primary_face if result is not None else None
-        self._face = None if primary is None else np.asarray(primary.emotion)
+        self._face = None if primary is None or primary.emotion is None else np.asarray(primary.emotion)
         self._voice = None if result is None or result.voice is None or not np.any(result.voice) else np.asarray(result.voice)
         if fused is None:
             self.whose = ""
         else:
-            parts = ([f"face #{primary.track_id}"] if primary is not None else []) + (["voice"] if "voice" in self._shares else [])
+            parts = ([_person(primary)] if primary is not None else []) + (["voice"] if "voice" in self._shares else [])
+            if primary is None and result.faces:
+                parts = ["off-screen voice"]  # speech no visible face is making
             sm = f"smoothed over {self.smoothing:.1f} s" if self.smoothing > 0 else "not smoothed"
             self.whose = f"fused: {' + '.join(parts) or 'no evidence'} — {sm}"
         self.update()

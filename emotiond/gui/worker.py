@@ -347,6 +347,7 @@ class AnalysisWorker:
         self.stats = None
         self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
         self._smoothing: float = float(config.fusion.smoothing_tau)
+        self._focus: int | None = None
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._resumed = threading.Event()
@@ -405,6 +406,13 @@ class AnalysisWorker:
             self._paused.clear()
             self._resumed.set()
         self.pacer.set_paused(paused)
+
+    def set_focus(self, track_id: int | None) -> None:
+        """The face the user clicked (None: back to the largest); kept for an engine still loading."""
+        self._focus = track_id
+        engine = self.engine
+        if engine is not None:
+            engine.set_focus(track_id)
 
     def set_smoothing(self, tau: float) -> None:
         self._smoothing = float(tau)
@@ -645,6 +653,7 @@ class AnalysisWorker:
                 self.voice_disabled = vd = analysis.voice_disabled
                 self._warn(f"voice analysis is off: {vd.message} — {vd.hint or ''}".rstrip(" —"))
             engine.set_smoothing(self._smoothing)
+            engine.set_focus(self._focus)
             self.provider = engine.provider
             with self._lock:
                 abandoned = self._finished
