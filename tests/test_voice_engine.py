@@ -78,9 +78,16 @@ def test_any_rate_and_channel_count(tmp_path, rate, channels):
 def test_speech_from_off_camera_does_not_join_the_face(single_face_mp4, tmp_path):
     """A real face clip with someone else's speech as its audio track: the face is not speaking
     (its mouth does not follow the voice), so its result stays face-only and the voice goes to
-    the off-screen entry (tests/test_speaking.py has the faces that do speak)."""
+    the off-screen entry (tests/test_speaking.py has the faces that do speak).  The speech
+    starts at once (its leading silence cut): had it started at 0.8 s, just when this face
+    opens its mouth, that would be real evidence of the face speaking."""
+    import soundfile as sf
+
+    x, rate = sf.read(str(SPEECH), dtype="float32")
+    speech = tmp_path / "speech_now.wav"
+    write_wav(speech, x[int(0.75 * rate):], rate)
     with_audio = tmp_path / "face_speech.mkv"
-    transcode(single_face_mp4, with_audio, "libx264", "aac", audio_from=SPEECH)
+    transcode(single_face_mp4, with_audio, "libx264", "aac", audio_from=speech)
     recs = analyse(with_audio, tmp_path)
     voiced = [r for r in recs if r["voice"] is not None and r["faces"]]
     assert voiced, "the speech gives voice evidence"
