@@ -20,7 +20,7 @@ Pure state machine, no I/O (docs/fusion.md, "Who is talking").  Per frame it get
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emotiond.face.speaking import SpeakingState
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
@@ -124,8 +124,7 @@ class People:
             if f.emotion is not None:
                 items.append(evidence("face", f.emotion, f.quality * confidence_factor(f.emotion)))
             if voice is not None and owner == f.track_id:
-                items.append(ModalityEvidence(voice.name, voice.probs, voice.covered,
-                                              voice.reliability * self._owner_weight))
+                items.append(replace(voice, reliability=voice.reliability * self._owner_weight))
             sc = self._scorer(f.track_id)
             if independent:
                 sc.reset()
