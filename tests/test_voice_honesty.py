@@ -102,8 +102,11 @@ def test_neutral_speech_dubbed_over_a_face_keeps_the_face_label(pexels_mp4, tts,
     print(f"face-only label kept on {same:.1%} of {len(pairs)} frames; voice present on {with_voice}")
     assert same >= 0.95
     # and the shares say how much the voice moved: small, and exactly what the log's shares claim
+    # (with active-speaker detection the dubbed voice joins the face only while its mouth follows
+    # the voice; otherwise it goes to the off-screen voice entry — tests/test_speaking.py)
     shares = [b["shares"]["voice"] for b in both if b["shares"] and "voice" in b["shares"]]
-    assert shares and max(shares) < 0.5
+    assert max(shares, default=0.0) < 0.5
+    assert shares or any(b["offscreen"] for b in both), "the voice went somewhere"
 
 
 def test_voice_arousal_is_logged(tts, tmp_path):
