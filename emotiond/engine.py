@@ -108,6 +108,7 @@ class Engine:
             reset_after=cfg.fusion.reset_after,
             threshold=cfg.speaking.threshold,
             forget_after=max(cfg.face.track_max_gap, 0.0) + 1e-6,
+            uncertain_below=cfg.face.uncertain_below,
         )
         # who is talking: needs both pictures and sound
         self._speaking = None

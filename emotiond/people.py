@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from emotiond.face.reliability import UNCERTAIN
 from emotiond.face.speaking import SpeakingState
 from emotiond.fusion import FusionScorer, confidence_factor, evidence
 from emotiond.types import FaceObservation, FusedResult, ModalityEvidence
@@ -45,7 +46,7 @@ class PeopleResult:
 class People:
     def __init__(self, weights: dict[str, float], smoothing_tau: float = 0.5, reset_after: float = 2.0,
                  threshold: float = 0.5, switch_ratio: float = 1.4, forget_after: float = 2.0, speech_on: float = 0.3,
-                 hold: float = 1.0):
+                 hold: float = 1.0, uncertain_below: float = 0.0):
         self.weights = dict(weights)
         self.smoothing_tau = smoothing_tau
         self.reset_after = reset_after
@@ -54,6 +55,7 @@ class People:
         self.forget_after = forget_after
         self.speech_on = speech_on
         self.hold = hold
+        self.uncertain_below = uncertain_below
         self.reset()
 
     def reset(self) -> None:
@@ -122,13 +124,20 @@ class People:
         for f in faces:
             items = []
             if f.emotion is not None:
-                items.append(evidence("face", f.emotion, f.quality * confidence_factor(f.emotion)))
+                rel = f.reliability if f.reliability is not None else f.quality
+                # a floor keeps an unreadable face in the result, labelled "uncertain" below
+                items.append(evidence("face", f.emotion, max(1e-3, rel * confidence_factor(f.emotion))))
+            mine = None
             if voice is not None and owner == f.track_id:
-                items.append(replace(voice, reliability=voice.reliability * self._owner_weight))
+                mine = replace(voice, reliability=voice.reliability * self._owner_weight)
+                items.append(mine)
             sc = self._scorer(f.track_id)
             if independent:
                 sc.reset()
-            by_track[f.track_id] = sc.update(t, items)
+            fused_f = sc.update(t, items)
+            if fused_f is not None and f.label == UNCERTAIN and (mine is None or mine.reliability < self.uncertain_below):
+                fused_f.label = UNCERTAIN  # an unreadable face and no reliable voice of its own: no confident label
+            by_track[f.track_id] = fused_f
         off_items = [voice] if voice is not None and owner == OFFSCREEN else []
         offscreen = self._scorer(OFFSCREEN).update(t, off_items)
         fused = by_track[primary] if primary is not None else offscreen
