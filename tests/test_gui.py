@@ -556,7 +556,9 @@ def test_readouts_reset_between_sources_and_pause_details(make_window, qtbot, si
     w.open_spec(str(single_face_mp4))
     qtbot.waitUntil(lambda: state(w) == "running" and w.last_update.results > 5, timeout=30000)
     qtbot.waitUntil(lambda: w.meter.level is not None and "ExecutionProvider" in w.provider_label.text(), timeout=5000)
-    assert "file plays at its own frame rate" in w.fps_label.toolTip() and "camera" not in w.fps_label.toolTip()
+    # the tooltip is refreshed by the status timer, which may not have run since the source opened
+    qtbot.waitUntil(lambda: "file plays at its own frame rate" in w.fps_label.toolTip(), timeout=3000)
+    assert "camera" not in w.fps_label.toolTip()
     assert "mediapipe" in w.latency_label.toolTip()
     w.pause_button.click()
     qtbot.waitUntil(lambda: state(w) == "paused", timeout=3000)
