@@ -56,3 +56,17 @@ def valence_arousal(probs: np.ndarray) -> tuple[float, float]:
     p = np.asarray(probs, dtype=np.float64)
     v, a = p @ _VA
     return float(v), float(a)
+
+# One colour per emotion everywhere (GUI overlay, bars, timeline; the HTML report), chosen to
+# stay distinct on a dark background and for the common red/green colour-vision deficiencies
+# (the red/green pair differs in lightness).
+EMOTION_COLORS: dict[str, str] = {
+    "angry": "#ef5350",
+    "disgust": "#9ccc65",
+    "fear": "#ab47bc",
+    "happy": "#ffd54f",
+    "sad": "#42a5f5",
+    "surprise": "#ff9800",
+    "neutral": "#b0bec5",
+}
+assert set(EMOTION_COLORS) == set(EMOTIONS)

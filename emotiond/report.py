@@ -21,7 +21,7 @@ import numpy as np
 
 from emotiond import __version__
 from emotiond.errors import SinkError, SourceError
-from emotiond.labels import CIRCUMPLEX, EMOTIONS
+from emotiond.labels import CIRCUMPLEX, EMOTION_COLORS, EMOTIONS
 from emotiond.summary import (
     SUMMARY_JSONL,
     face_summaries,
@@ -32,16 +32,6 @@ from emotiond.summary import (
     summarize,
 )
 
-# The GUI's colours (emotiond/gui/style.py; the core may not import the GUI): one colour per emotion.
-EMOTION_COLORS: dict[str, str] = {
-    "angry": "#ef5350",
-    "disgust": "#9ccc65",
-    "fear": "#ab47bc",
-    "happy": "#ffd54f",
-    "sad": "#42a5f5",
-    "surprise": "#ff9800",
-    "neutral": "#b0bec5",
-}
 NONE_COLOR = "#e0e0e0"
 VALENCE_COLOR = "#00897b"
 AROUSAL_COLOR = "#e64a19"

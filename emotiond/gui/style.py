@@ -3,20 +3,7 @@
 
 from __future__ import annotations
 
-from emotiond.labels import EMOTIONS
-
-# Chosen to stay distinct from each other on the dark background (and for the common
-# red/green colour-vision deficiencies: the red/green pair differs in lightness).
-EMOTION_COLORS: dict[str, str] = {
-    "angry": "#ef5350",
-    "disgust": "#9ccc65",
-    "fear": "#ab47bc",
-    "happy": "#ffd54f",
-    "sad": "#42a5f5",
-    "surprise": "#ff9800",
-    "neutral": "#b0bec5",
-}
-assert set(EMOTION_COLORS) == set(EMOTIONS)
+from emotiond.labels import EMOTION_COLORS  # noqa: F401  (re-exported for the widgets)
 
 MODALITY_COLORS: dict[str, str] = {"face": "#26c6da", "voice": "#f06292"}
 VALENCE_COLOR = "#80cbc4"
