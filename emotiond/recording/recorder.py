@@ -373,9 +373,14 @@ class SessionRecorder:
                 pass
         self.stopped_wall = time.time()
         self.status = "failed" if self.error is not None else "complete"
-        if self.end_reason is None:
-            self.end_reason = str(self.error) if self.error is not None else "stopped"
+        self.end_reason = self._end_reason()
         self.write_metadata()
+
+    def _end_reason(self) -> str:
+        """A write failure is why a recording ended, whichever way the caller then stopped it."""
+        if self.error is not None and self.end_reason in (None, "stopped", "source ended"):
+            return str(self.error)
+        return self.end_reason or "stopped"
 
     # -- media --------------------------------------------------------------------------------
     def _handle(self, item: Item) -> None:
@@ -655,7 +660,7 @@ class SessionRecorder:
                     self._fail(exc)
                     doc = self.metadata()
                     doc["status"] = self.status if self.status != "recording" else "failing"
-                    doc["end_reason"] = self.end_reason or str(self.error)
+                    doc["end_reason"] = self._end_reason()
                 self._rewrite_in_place(doc)
 
     def _rewrite_in_place(self, doc: dict) -> None:
