@@ -358,9 +358,10 @@ class CsvSink:
             pass
 
 
-def check_not_source(log: str | Path, source: str | Path) -> None:
+def check_not_source(log: str | Path, source: str | Path, what: str = "log") -> None:
     """Refuse a log that is the source file itself (or a link to it), or lies inside the source
-    folder (a recorded session, an image folder): ``--overwrite`` would destroy the input."""
+    folder (a recorded session, an image folder): ``--overwrite`` would destroy the input.
+    ``what`` names the output in the message (the GUI's export, snapshot and summary)."""
     log, source = Path(log), Path(source)
     try:
         if not source.exists():
@@ -376,9 +377,9 @@ def check_not_source(log: str | Path, source: str | Path) -> None:
         except OSError:
             pass
     if same:
-        raise SinkError(f"the log {log} is the source {source}", "write the log to another file")
+        raise SinkError(f"the {what} {log} is the source {source}", f"write the {what} to another file")
     if src_real.is_dir() and src_real in log_real.parents:
-        raise SinkError(f"the log {log} is inside the source folder {source}", "write the log outside that folder")
+        raise SinkError(f"the {what} {log} is inside the source folder {source}", f"write the {what} outside that folder")
 
 
 def open_log(path: str | Path, mode: str = "new") -> Sink:

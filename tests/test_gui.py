@@ -510,6 +510,59 @@ def test_export_equals_the_run_log_and_gui_log_appends(make_window, qtbot, singl
     d.close()
 
 
+def test_export_snapshot_and_summary_refuse_the_source(make_window, qtbot, monkeypatch, single_face_mp4,
+                                                       single_face_jpg, tmp_path):
+    """Export, snapshot and summary never write over what is analysed: a path inside the session
+    folder being replayed, or the source file itself, is refused in the banner (as `emotiond run
+    --log` refuses its source) and the files stay as they were; another path is written."""
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from emotiond.errors import SinkError
+    from emotiond.recording import PREDICTIONS_FILE, RecordingSource, SessionRecorder
+    from emotiond.sources import open_source
+
+    # a recorded session of the clip (no analysis needed: the window replays it)
+    source = RecordingSource(open_source(str(single_face_mp4), load_config()), SessionRecorder(tmp_path / "s", load_config()))
+    session = source.start()
+    for _ in source.items():
+        pass
+    (session / PREDICTIONS_FILE).write_text('{"t":0,"frame":0}\n')
+    before = {f.name: f.read_bytes() for f in session.iterdir()}
+    answer = []  # what the (patched, never shown) save dialog answers
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: answer[-1]))
+
+    w = make_window(pace=False)
+    w.open_spec(str(session))
+    qtbot.waitUntil(lambda: state(w) == "ended", timeout=60000)
+    assert w.last_update.results > 0
+    answer.append((str(session / PREDICTIONS_FILE), "JSON lines (*.jsonl)"))
+    w.export_dialog()
+    assert "not exported" in w.banner.text() and "inside the source folder" in w.banner.text()
+    answer.append((str(session / "media.mp4"), "The annotated frame (*.png)"))
+    w.snapshot_dialog()
+    assert "snapshot not saved" in w.banner.text() and "inside the source folder" in w.banner.text()
+    with pytest.raises(SinkError, match="summary .* inside the source folder"):
+        w.show_summary().save_to(session / "summary.txt")
+    w.summary_dialog.close()
+    assert {f.name: f.read_bytes() for f in session.iterdir()} == before  # nothing written or replaced
+    answer.append((str(tmp_path / "elsewhere.csv"), "CSV (*.csv)"))
+    w.export_dialog()
+    assert "Exported" in w.banner.text() and (tmp_path / "elsewhere.csv").stat().st_size > 0
+
+    # the source file itself (a copy: the shared picture is never at risk)
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(single_face_jpg, photo)
+    w.open_spec(str(photo))
+    qtbot.waitUntil(lambda: state(w) == "ended", timeout=60000)
+    for dialog in (w.export_dialog, w.snapshot_dialog):
+        answer.append((str(photo), "The window (*.png)"))
+        dialog()
+        assert "is the source" in w.banner.text(), w.banner.text()
+    assert photo.read_bytes() == single_face_jpg.read_bytes()
+
+
 def test_multi_face_boxes_labels_and_selection(make_window, qtbot, multi_face_jpg):
     """B3/B4: every face boxed, captions inside the picture and never overlapping, the face
     count and the limit said; clicking a face makes the panels show that face's result."""

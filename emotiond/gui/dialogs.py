@@ -420,8 +420,9 @@ def summary_text(name: str, s: dict) -> str:
 
 
 class SummaryDialog(QDialog):
-    def __init__(self, parent, name: str, summary: dict, default_dir: Path):
+    def __init__(self, parent, name: str, summary: dict, default_dir: Path, check=None):
         super().__init__(parent)
+        self.check = check  # path -> None, or raises an EmotiondError (a path that is the source)
         self.setWindowTitle(f"Summary — {name}")
         self.summary = summary
         self.text = summary_text(name, summary)
@@ -446,6 +447,8 @@ class SummaryDialog(QDialog):
     def save_to(self, path: Path) -> Path:
         """Write the summary: JSON for .json, else the text."""
         path = Path(path)
+        if self.check is not None:
+            self.check(path)
         if path.suffix.lower() == ".json":
             doc = dict(self.summary, faces_seen=list(self.summary["faces_seen"]))
             path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
@@ -462,4 +465,6 @@ class SummaryDialog(QDialog):
                 self.save_to(Path(path))
             except OSError as exc:
                 QLabel(f"cannot write {path}: {exc.strerror}", self).show()
+            except EmotiondError as exc:
+                QLabel(f"not saved: {exc.message}; {exc.hint}", self).show()
 

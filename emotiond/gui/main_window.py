@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emotiond.errors import EmotiondError
+from emotiond.errors import EmotiondError, SinkError
 from emotiond.gui import dialogs
 from emotiond.gui.timeline import Timeline
 from emotiond.gui.widgets import (
@@ -481,9 +481,32 @@ class MainWindow(QMainWindow):
         self.session_browser = d
         return d
 
+    def check_output(self, path: str | Path, what: str = "export") -> None:
+        """Refuse to write an export, snapshot or summary over what is being analysed (the source
+        file, or into the source folder: a session being replayed, an image folder) or into a
+        session being recorded, as ``emotiond run --log`` refuses a log that is its source."""
+        from emotiond.sinks import check_not_source
+
+        sources = []
+        src = getattr(self.worker, "source", None)
+        uri = getattr(getattr(src, "info", None), "uri", None)
+        if uri:
+            sources.append(uri)
+        if self.choice is not None and self.choice.kind == "path":
+            sources.append(str(self.choice.target))
+        for source in sources:
+            check_not_source(path, source, what)
+        target = Path(path).resolve()
+        for rec in (self.recording, *self._finishing):
+            folder = getattr(rec, "path", None)
+            if folder is not None and Path(folder).resolve() in target.parents:
+                raise SinkError(f"the {what} {path} is inside the session being recorded in {folder}",
+                                f"write the {what} outside that folder")
+
     def export_log(self, path: str | Path) -> int:
         if self.run_log is None or not len(self.run_log):
             raise EmotiondError("there is nothing to export yet", "open a source and let it play")
+        self.check_output(path, "export")
         return self.run_log.export(path)
 
     def export_dialog(self) -> None:
@@ -499,7 +522,9 @@ class MainWindow(QMainWindow):
             self.banner.show_message("info", f"Exported {n} results to {path}.", None)
 
     def snapshot(self, path: str | Path, what: str = "window") -> bool:
-        """A PNG of the window, or of the annotated frame (``what="frame"``)."""
+        """A PNG of the window, or of the annotated frame (``what="frame"``).  A path that is the
+        source (or inside it, or inside a recording) raises a SinkError."""
+        self.check_output(path, "snapshot")
         pix = (self.video if what == "frame" else self).grab()
         return pix.save(str(path), "PNG")
 
@@ -507,7 +532,11 @@ class MainWindow(QMainWindow):
         path, flt = QFileDialog.getSaveFileName(self, "Save a snapshot", str(self.sessions_dir / "emotiond.png"),
                                                 "The window (*.png);;The annotated frame (*.png)")
         if path:
-            ok = self.snapshot(path, "frame" if flt.startswith("The annotated") else "window")
+            try:
+                ok = self.snapshot(path, "frame" if flt.startswith("The annotated") else "window")
+            except EmotiondError as exc:
+                self.banner.show_message("error", f"snapshot not saved: {exc.message}", exc.hint)
+                return
             self.banner.show_message("info" if ok else "error", f"Snapshot {'saved to' if ok else 'not saved:'} {path}",
                                      None if ok else "check the folder is writable")
 
@@ -516,7 +545,8 @@ class MainWindow(QMainWindow):
             self.banner.show_message("info", "No summary yet: nothing has been analysed.", None)
             return None
         name = self.choice.label if self.choice else ""
-        d = dialogs.SummaryDialog(self, name, self.run_log.summary(), self.sessions_dir)
+        d = dialogs.SummaryDialog(self, name, self.run_log.summary(), self.sessions_dir,
+                                  check=lambda p: self.check_output(p, "summary"))
         d.show()
         self.summary_dialog = d
         return d
