@@ -24,7 +24,7 @@ from pathlib import Path
 
 from emotiond.config import Config
 from emotiond.engine import Engine
-from emotiond.errors import EmotiondError, ModelError
+from emotiond.errors import EmotiondError, ModelError, SinkError
 from emotiond.models import Models
 from emotiond.pacer import Pacer
 from emotiond.runner import RunStats, run
@@ -173,6 +173,10 @@ class Analysis:
         try:
             return run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
                        on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=stats)
+        except SinkError as exc:  # e.g. the session's predictions could not be written: the session failed
+            if self.recorder is not None:
+                self.recorder.fail(exc)
+            raise
         finally:
             log.info("run %s: %d frames, %d results in %.1f s; stage seconds %s", stats.stopped, stats.frames,
                      stats.results, stats.wall, {k: round(v, 2) for k, v in stats.stage_seconds.items()})

@@ -327,6 +327,17 @@ class SessionRecorder:
         finally:
             self._finish()
 
+    def fail(self, exc: BaseException) -> None:
+        """Mark the recording failed from outside (e.g. its predictions log could not be written):
+        the session's metadata says so and why, whatever the writer thread saw."""
+        if self.error is not None:
+            return
+        self._fail(exc)
+        if self.status != "recording":  # already finalised as complete: say what happened after all
+            self.status = "failed"
+            self.end_reason = self._end_reason()
+            self.write_metadata()
+
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
             self._accepting = False
@@ -659,7 +670,7 @@ class SessionRecorder:
                 if self.error is None:
                     self._fail(exc)
                     doc = self.metadata()
-                    doc["status"] = self.status if self.status != "recording" else "failing"
+                    doc["status"] = {"recording": "failing", "complete": "failed"}.get(self.status, self.status)
                     doc["end_reason"] = self._end_reason()
                 self._rewrite_in_place(doc)
 
