@@ -109,7 +109,7 @@ class RecordConfig(_Section):
     audio_codec: str = "aac"
     queue_seconds: float = Field(2.0, ge=0.1, le=60.0, description="encoder backlog before frames are dropped (never blocks capture)")
     preset: str = Field("superfast", description="x264 speed preset of the recording (slower presets: smaller files, more CPU)")
-    fragment_seconds: float = Field(0.5, ge=0.05, le=10.0, description="MP4 fragment interval: about the most media a crash (kill -9) can lose")
+    fragment_seconds: float = Field(0.2, ge=0.05, le=10.0, description="MP4 fragment interval: a crash (kill -9) loses at most this plus ~0.2 s")
 
 
 class GuiConfig(_Section):

@@ -18,12 +18,26 @@ frame's pts is ``t − t0`` at 1/90000 s; audio is written contiguous from 0 —
 gaps (overflows) are filled with silence and overlaps cut, so its samples stay
 on the same timeline within 20 ms.
 
-Crash safety: the MP4 is fragmented (``frag_keyframe+delay_moov``, ``frag_duration``):
-a fragment every ``record.fragment_seconds`` (0.5 s) and a forced keyframe every
-second.  A fragment is written and flushed as soon as it is complete, so
-``kill -9`` loses at most the fragment being built (≤ 0.5 s) plus the encoder's
-backlog.  The header follows the first fragment, so a session killed within its
-first half second has no media.
+Crash safety (``kill -9``: what the process handed to the recorder but the OS does not
+have yet).  Every stage between ``write()`` and the file is bounded in *media time*:
+
+* the queue: a file source (``block=True``) waits while more than ``BLOCK_SECONDS``
+  (0.05 s) of media is queued (live capture is bounded by ``record.queue_seconds`` and
+  drops instead; normally its queue is empty);
+* the encoders: x264 with ``tune=zerolatency`` holds no frame; AAC ~2 frames (~45 ms);
+* the muxer's interleaving queue: ``max_interleave_delta`` = ``INTERLEAVE_SECONDS`` (0.05 s);
+* the fragment being built: the MP4 is fragmented (``frag_keyframe+delay_moov``,
+  ``frag_duration``) every ``record.fragment_seconds`` (0.2 s); a fragment is written
+  (``flush_packets``) as soon as the next packet arrives past its end.
+
+So ``kill -9`` loses ≤ 0.05 + 0.05 + 0.05 + 0.2 + a frame or two ≈ 0.4 s of a file recording
+(``tests/test_crash.py`` kills ``emotiond run`` at random instants and checks 0.5 s).
+Written is enough: the page cache outlives the process, so no fsync is needed for a
+process crash (power loss is another matter: the OS flushes within ~30 s).  A forced
+keyframe every second lets a decoder resume after a damaged fragment.  The header
+follows the first fragment, so a session killed in its first 0.2 s has no
+media.  ``EMOTIOND_RECORD_TRACE=1`` prints each item handed over (``emotiond-record:
+video|audio T``, T = its end on the source clock) to stderr: the ground truth of that test.
 ``metadata.json`` is replaced atomically at the start, every second and at the
 end; a session whose status is still ``recording`` after its process died
 reads as interrupted (see :mod:`emotiond.sources.session`).
@@ -68,6 +82,9 @@ from emotiond.session_layout import (  # noqa: E402 (the names a session folder 
 VIDEO_TIME_BASE = Fraction(1, 90000)
 MOVFLAGS = "+frag_keyframe+delay_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0  # a keyframe (and a fragment) at least this often: seeking, and decoding after a loss
+BLOCK_SECONDS = 0.05  # a blocking writer (a file source) waits while more media than this is queued
+INTERLEAVE_SECONDS = 0.05  # the most the muxer holds one stream's packets waiting for the other's
+TRACE_ENV = "EMOTIOND_RECORD_TRACE"
 _GAP_TOLERANCE = 0.005  # seconds of audio timestamp disagreement absorbed without padding/cutting
 
 
@@ -159,6 +176,7 @@ class SessionRecorder:
         self.models = models
         self.queue_seconds = float(queue_seconds or rc.queue_seconds)
         self.fragment_seconds = float(fragment_seconds or rc.fragment_seconds)
+        self._trace = os.environ.get(TRACE_ENV, "") not in ("", "0")
         self.info: SourceInfo | None = None
         self.stats_provider: Callable[[], dict] | None = None
         self.error: SinkError | None = None
@@ -249,13 +267,18 @@ class SessionRecorder:
                 self.audio_chunks_offered += 1
                 self.audio_samples_offered += n
 
+            end = item.t if video else item.t + n / item.rate
+
             def full() -> bool:
                 if video:
                     return self._q_frames >= self._max_frames
                 return self._q_samples > 0 and self._q_samples + n > self._max_samples
 
+            def backlog() -> bool:  # what a crash could lose: the queue's media span, bounded
+                return bool(self._q) and end - self._q[0].t > BLOCK_SECONDS
+
             if block:
-                while full() and self._accepting:
+                while (full() or backlog()) and self._accepting:
                     self._cond.wait(0.5)
                 if not self._accepting:
                     if video:
@@ -269,6 +292,8 @@ class SessionRecorder:
                 else:
                     self.audio_samples_dropped += n
                 return False
+            if self._trace:  # before it is queued: the trace never claims less than was handed over
+                os.write(2, f"emotiond-record: {'video' if video else 'audio'} {end:.6f}\n".encode())
             self._q.append(item)
             if video:
                 self._q_frames += 1
@@ -306,19 +331,21 @@ class SessionRecorder:
             while True:
                 with self._cond:
                     self._cond.wait_for(lambda: self._q or self._stopping, timeout=max(0.0, next_meta - time.monotonic()))
-                    batch = list(self._q)
-                    self._q.clear()
-                    self._q_frames = 0
-                    self._q_samples = 0
+                    # one item at a time: what is taken out is encoded at once, so the queue's
+                    # span (bounded for blocking writers) is all that waits for the encoder
+                    item = self._q.popleft() if self._q else None
+                    if isinstance(item, VideoFrame):
+                        self._q_frames -= 1
+                    elif item is not None:
+                        self._q_samples -= int(item.samples.shape[0])
                     stopping = self._stopping
                     self._cond.notify_all()  # room again for a writer waiting (file sources)
-                for item in batch:
-                    if self.error is None:
-                        self._handle(item)
+                if item is not None and self.error is None:
+                    self._handle(item)
                 if time.monotonic() >= next_meta:
                     self.write_metadata()
                     next_meta = time.monotonic() + 1.0
-                if stopping and not batch:
+                if stopping and item is None:
                     with self._cond:
                         if not self._q:
                             break
@@ -431,7 +458,8 @@ class SessionRecorder:
         frag = int(self.fragment_seconds * 1_000_000)
         c = av.open(
             str(path), "w", format="mp4",
-            options={"movflags": MOVFLAGS, "frag_duration": str(frag), "flush_packets": "1"},
+            options={"movflags": MOVFLAGS, "frag_duration": str(frag), "flush_packets": "1",
+                     "max_interleave_delta": str(int(INTERLEAVE_SECONDS * 1_000_000))},
         )
         self._container = c
         c.metadata["comment"] = f"emotiond session t0={self.t0!r}"

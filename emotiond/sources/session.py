@@ -212,7 +212,7 @@ class SessionSource:
     def _no_media(self, what: str) -> SourceError:
         if self.interrupted or self.in_progress:
             return SourceError(
-                f"{self.media_path} {what}: the recording stopped before its first fragment (~1 s) was saved",
+                f"{self.media_path} {what}: the recording stopped before its first fragment (~0.2 s) was saved",
                 "nothing to replay; record again",
             )
         return SourceError(f"{self.media_path} {what}", "the session folder is incomplete; restore media.mp4 from a backup")
