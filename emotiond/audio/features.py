@@ -20,7 +20,6 @@ features stay plain dB values that are easy to inspect.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -159,75 +158,3 @@ def rms_dbfs(samples: np.ndarray) -> float:
     if x.size == 0:
         return -np.inf
     return float(10.0 * np.log10(max(np.mean(x * x), 1e-20)))
-
-
-def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
-    """Exactly ``n`` samples: longer input is centre-cropped, shorter input tiled."""
-    x = np.asarray(samples, dtype=np.float32)
-    if x.shape[0] == n:
-        return x
-    if x.shape[0] > n:
-        start = (x.shape[0] - n) // 2
-        return x[start : start + n]
-    if x.shape[0] == 0:
-        return np.zeros(n, np.float32)
-    reps = -(-n // x.shape[0])
-    return np.tile(x, reps)[:n]
-
-
-def windows(samples_16k: np.ndarray, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
-    """float32 [k, window_samples]: the windows one utterance is scored on.
-
-    Windows start every ``hop_s``; a tail longer than half a hop gets one more
-    window aligned to the end; input shorter than a window is tiled to fill it.
-    """
-    x = np.asarray(samples_16k, dtype=np.float32)
-    n, hop = params.window_samples, params.hop_samples
-    if x.shape[0] <= n:
-        return fit_length(x, n)[None, :]
-    starts = list(range(0, x.shape[0] - n + 1, hop))
-    if x.shape[0] - (starts[-1] + n) > hop // 2:
-        starts.append(x.shape[0] - n)
-    return np.stack([x[s : s + n] for s in starts])
-
-
-def log_mel(samples_16k: np.ndarray, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
-    """float32 [n_mels, frames]: the power mel spectrogram in dB of 16 kHz mono audio.
-
-    Equal to ``librosa.power_to_db(librosa.feature.melspectrogram(...))`` with
-    these parameters; the mel filter bank is built once per parameter set.
-    """
-    import librosa
-
-    x = np.asarray(samples_16k, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"log_mel takes mono 16 kHz samples [n], got shape {x.shape}")
-    spec = librosa.stft(
-        x,
-        n_fft=params.n_fft,
-        hop_length=params.hop_length,
-        win_length=params.win_length,
-        window="hann",
-        center=params.center,
-        pad_mode=params.pad_mode,
-    )
-    power = np.abs(spec) ** params.power
-    s = _mel_basis(params) @ power
-    db = librosa.power_to_db(s, ref=params.ref, amin=params.amin, top_db=params.top_db)
-    return db.astype(np.float32, copy=False)
-
-
-@lru_cache(maxsize=8)
-def _mel_basis(params: FeatureParams) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(
-        sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax,
-        dtype=np.float32,
-    )
-
-
-def window_features(samples_16k: np.ndarray, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
-    """float32 [k, 1, n_mels, frames]: the model input for one utterance."""
-    wins = windows(samples_16k, params)
-    return np.stack([log_mel(w, params) for w in wins])[:, None, :, :]
