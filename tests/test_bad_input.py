@@ -36,6 +36,39 @@ def cli(*args, env=None, timeout=120, shell_redirect: str = "", home: Path | Non
                           text=True, env=e, timeout=timeout)
 
 
+def cli_many(jobs: dict[str, tuple[list, dict]], work: Path, processes: int = 2, timeout: float = 300) -> dict:
+    """Several command lines, ``processes`` child processes each running its share one after the
+    other (tests/cli_many.py: `emotiond.cli.main` in-process, imports paid once per child).
+    Returns name → an object with ``returncode`` and ``stderr`` like a CompletedProcess."""
+    import json as _json
+    from types import SimpleNamespace
+
+    e = {**os.environ, "PYTHONPATH": str(REPO)}
+    e.pop("EMOTIOND_CONFIG", None)
+    names = list(jobs)
+    children = []
+    for k in range(processes):
+        mine = names[k::processes]
+        if not mine:
+            continue
+        spec, res = work / f"jobs{k}.json", work / f"results{k}.json"
+        spec.write_text(_json.dumps([[n, [str(a) for a in jobs[n][0]], jobs[n][1]] for n in mine]))
+        children.append((mine, res, subprocess.Popen([sys.executable, str(REPO / "tests" / "cli_many.py"), str(spec), str(res)],
+                                                     env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+    out = {}
+    for mine, res, proc in children:
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        done = _json.loads(res.read_text()) if res.exists() else {}
+        for n in mine:
+            assert n in done, f"{n}: no result (the child hung or died: rc {proc.returncode}): {err[-2000:]}"
+            out[n] = SimpleNamespace(returncode=done[n][0], stderr=done[n][1])
+    return out
+
+
 def clean(proc) -> None:
     """A handled outcome: exit 0, or exit 2 with `error:` and `fix:` lines; never a crash."""
     err = proc.stderr or ""
@@ -133,16 +166,36 @@ CASES = ["zero-byte", "truncated-header", "truncated-past-index", "wrong-extensi
          "many-channel-wav", "tiny-video", "huge-resolution-short", "rotated-90", "one-frame-noise"]
 
 
-@pytest.fixture(scope="module")
-def corpus_runs(corpus, tmp_path_factory):
-    """`emotiond run` on every case, two at a time (each is mostly start-up)."""
-    from concurrent.futures import ThreadPoolExecutor
+KEEP = '{"t":0,"frame":0}\n'  # an earlier log that a refused run must leave alone
+RECORD_CASES = {  # issue 9, items 2 and 9: a refused --record costs no log; each error's fix is the right one
+    "record-preset": ({"EMOTIOND_RECORD__PRESET": "fastest"}, "rec", "record.preset"),
+    "record-codec": ({"EMOTIOND_RECORD__VIDEO_CODEC": "nosuchcodec"}, "rec", "record.video_codec"),
+    "record-into-a-file": ({}, "afile", "is a file"),
+    "record-read-only": ({}, "ro/s", "not writable"),
+}
 
+
+@pytest.fixture(scope="module")
+def corpus_runs(corpus, tmp_path_factory, single_face_mp4):
+    """`emotiond run` on every case and with every refused --record, in two processes that each
+    run their share in turn (start-up and imports are most of a case's cost)."""
     d = tmp_path_factory.mktemp("corpus-logs")
-    with ThreadPoolExecutor(2) as pool:
-        futures = {c: pool.submit(cli, "run", corpus[c], "--log", d / f"{c}.jsonl", "--no-progress", timeout=180)
-                   for c in CASES}
-    return {c: (f.result(), d / f"{c}.jsonl") for c, f in futures.items()}
+    jobs = {c: (["run", corpus[c], "--log", d / f"{c}.jsonl", "--no-progress"], {}) for c in CASES}
+    (d / "afile").write_text("x")
+    (d / "ro").mkdir()
+    (d / "ro").chmod(0o500)
+    for name, (env, target, _) in RECORD_CASES.items():
+        if name == "record-read-only" and os.geteuid() == 0:
+            continue  # root may write anywhere
+        (d / f"{name}.jsonl").write_text(KEEP)
+        jobs[name] = (["run", single_face_mp4, "--log", d / f"{name}.jsonl", "--overwrite",
+                       "--record", d / name / target if target == "rec" else d / target, "--no-progress"], env)
+    # item 3: a slow encoder (veryslow preset, a 0.1 s queue) behind a fast file reader
+    jobs["back-pressure"] = (["run", single_face_mp4, "--log", d / "back-pressure.jsonl", "--record", d / "bp-rec",
+                              "--no-progress", "--no-voice"],
+                             {"EMOTIOND_RECORD__PRESET": "veryslow", "EMOTIOND_RECORD__QUEUE_SECONDS": "0.1"})
+    runs = cli_many(jobs, d)
+    return {c: (runs[c], d / f"{c}.jsonl") for c in jobs}
 
 
 @pytest.mark.slow
@@ -165,38 +218,18 @@ def test_bad_input_is_a_clear_error_or_runs(corpus_runs, case):
 
 # --- issue 9, item 2 and 9: a refused --record costs no log; each error's fix is the right one --------
 
-@pytest.mark.parametrize("setting, value, says", [
-    ("EMOTIOND_RECORD__PRESET", "fastest", "record.preset"),
-    ("EMOTIOND_RECORD__VIDEO_CODEC", "nosuchcodec", "record.video_codec"),
-])
-def test_bad_record_settings_are_named_and_leave_the_log_alone(tmp_path, single_face_mp4, setting, value, says):
-    log = tmp_path / "keep.jsonl"
-    log.write_text('{"t":0,"frame":0}\n')
-    proc = cli("run", single_face_mp4, "--log", log, "--overwrite", "--record", tmp_path / "rec", "--no-progress",
-               env={setting: value})
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(RECORD_CASES))
+def test_a_refused_record_is_named_and_leaves_the_log_alone(corpus_runs, case):
+    if case == "record-read-only" and os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    proc, log = corpus_runs[case]
     clean(proc)
-    assert proc.returncode == 2 and says in proc.stderr
+    says = RECORD_CASES[case][2]
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
     assert "free space" not in proc.stderr and "replay it" not in proc.stderr
-    assert log.read_text() == '{"t":0,"frame":0}\n'
-    assert not (tmp_path / "rec").exists()
-
-
-def test_record_into_a_file_or_read_only_folder_leaves_the_log_alone(tmp_path, single_face_mp4):
-    log = tmp_path / "keep.jsonl"
-    log.write_text('{"t":0,"frame":0}\n')
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    proc = cli("run", single_face_mp4, "--log", log, "--overwrite", "--record", afile, "--no-progress")
-    clean(proc)
-    assert proc.returncode == 2 and "is a file" in proc.stderr
-    assert log.read_text() == '{"t":0,"frame":0}\n'
-    if os.geteuid() != 0:  # root may write anywhere
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o500)
-        proc = cli("run", single_face_mp4, "--log", log, "--overwrite", "--record", ro / "s", "--no-progress")
-        assert proc.returncode == 2 and "not writable" in proc.stderr
-        assert log.read_text() == '{"t":0,"frame":0}\n'
+    assert log.read_text() == KEEP
+    assert not (log.parent / case).exists()  # no session folder made
 
 
 # --- item 8: FIFOs and devices -------------------------------------------------------------------
@@ -250,44 +283,71 @@ def _frames(mp4: Path) -> int:
 
 
 @pytest.mark.slow
-def test_recording_a_file_applies_back_pressure_instead_of_dropping(tmp_path, single_face_mp4):
+def test_recording_a_file_applies_back_pressure_instead_of_dropping(corpus_runs):
     """A slow encoder (veryslow preset, a 0.1 s queue) behind a fast file reader: nothing dropped."""
-    log = tmp_path / "log.jsonl"
-    proc = cli("run", single_face_mp4, "--log", log, "--record", tmp_path / "rec", "--no-progress", "--no-voice",
-               env={"EMOTIOND_RECORD__PRESET": "veryslow", "EMOTIOND_RECORD__QUEUE_SECONDS": "0.1"})
+    proc, log = corpus_runs["back-pressure"]
     clean(proc)
-    md = json.loads((tmp_path / "rec" / "metadata.json").read_text())
+    rec = log.parent / "bp-rec"
+    md = json.loads((rec / "metadata.json").read_text())
     n_log = len(log.read_text().splitlines())
     assert md["status"] == "complete"
     assert md["counters"]["frames_dropped"] == 0 and md["counters"]["audio_samples_dropped"] == 0
-    assert md["counters"]["frames_written"] == n_log == _frames(tmp_path / "rec" / "media.mp4")
+    assert md["counters"]["frames_written"] == n_log == _frames(rec / "media.mp4")
+
+
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(scope="module")
+def signalled(tmp_path_factory, pexels_mp4):
+    """A recording run per signal, side by side, each signalled once it has logged 30 results."""
+    base = tmp_path_factory.mktemp("signals")
+    runs = {}
+    for sig in SIGNALS:
+        d = base / sig.name
+        d.mkdir()
+        e = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(d)}
+        e.pop("EMOTIOND_CONFIG", None)
+        proc = subprocess.Popen([sys.executable, "-m", "emotiond", "run", str(pexels_mp4), "--clock", "realtime",
+                                 "--log", str(d / "log.jsonl"), "--record", str(d / "rec"), "--no-progress"],
+                                env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runs[sig] = (proc, d)
+    out = {}
+    try:
+        waiting = set(SIGNALS)
+        deadline = time.monotonic() + 90
+        while waiting and time.monotonic() < deadline:
+            for sig in list(waiting):
+                proc, d = runs[sig]
+                log = d / "log.jsonl"
+                if proc.poll() is not None:
+                    waiting.discard(sig)  # ended on its own: the test says so
+                elif log.exists() and len(log.read_text().splitlines()) >= 30:
+                    proc.send_signal(sig)
+                    waiting.discard(sig)
+            time.sleep(0.1)
+        for sig, (proc, d) in runs.items():
+            _, err = proc.communicate(timeout=60)
+            out[sig] = (proc.returncode, err, d)
+    finally:
+        for proc, _ in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_sigterm_and_sighup_finalise_a_recording(tmp_path, pexels_mp4, sig):
-    log = tmp_path / "log.jsonl"
-    e = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "emotiond", "run", str(pexels_mp4), "--clock", "realtime",
-                             "--log", str(log), "--record", str(tmp_path / "rec"), "--no-progress"],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 30):
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.2)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + sig, err
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_sigterm_and_sighup_finalise_a_recording(signalled, sig):
+    rc, err, d = signalled[sig]
+    assert rc == 128 + sig, err[-2000:]
     assert "Traceback" not in err
-    md = json.loads((tmp_path / "rec" / "metadata.json").read_text())
+    md = json.loads((d / "rec" / "metadata.json").read_text())
     assert md["status"] == "complete", md["status"]
     c = md["counters"]
     assert c["frames_dropped"] == 0 and c["frames_written"] == c["frames_offered"] > 0
-    assert _frames(tmp_path / "rec" / "media.mp4") == c["frames_written"]  # nothing lost
+    assert _frames(d / "rec" / "media.mp4") == c["frames_written"]  # nothing lost
 
 
 # --- item 9: a full disk says so in the session's metadata -------------------------------------------
