@@ -66,10 +66,14 @@ class People:
         self._primary: int | None = None
         self._last_speaker: tuple[int, float] | None = None  # (track id, last time judged speaking)
         self.focus: int | None = None
+        self._unfocused = False  # the focus was just cleared: the largest face, without hysteresis
 
     def set_focus(self, track_id: int | None) -> None:
-        """The face the user selected (GUI click, ``--focus``); None: back to the largest face."""
+        """The face the user selected (GUI click, ``--focus``); None: back to the largest face
+        (at once: the face that was selected does not keep the place by hysteresis)."""
         self.focus = None if track_id is None else int(track_id)
+        if self.focus is None:
+            self._unfocused = True
 
     def set_smoothing(self, tau: float) -> None:
         self.smoothing_tau = max(0.0, float(tau))
@@ -144,6 +148,7 @@ class People:
         return PeopleResult(primary=primary, fused=fused, offscreen=offscreen, speaker=speaker, by_track=by_track)
 
     def _choose_primary(self, t: float, faces: list[FaceObservation], speaker: int | None) -> int | None:
+        unfocused = self._unfocused  # read before the focus: a set_focus(None) in between is seen next frame
         usable = [f for f in faces if f.emotion is not None] or faces
         if not usable:
             return None
@@ -152,10 +157,13 @@ class People:
             return speaker
         if self._last_speaker is not None and t - self._last_speaker[1] <= self.hold and self._last_speaker[0] in ids:
             return self._last_speaker[0]  # a pause between phrases: the speaker stays primary
-        if self.focus is not None and self.focus in ids:
-            return self.focus
+        focus = self.focus
+        if focus is not None and focus in ids:
+            return focus
         big = max(usable, key=lambda f: (area(f), -f.track_id))
         cur = next((f for f in usable if f.track_id == self._primary), None)
+        if unfocused and focus is None:
+            self._unfocused, cur = False, None
         if cur is not None and area(big) < self.switch_ratio * area(cur):
             return cur.track_id
         return big.track_id

@@ -798,3 +798,55 @@ def test_gui_log_option_reaches_the_configuration(tmp_path):
     cfg = _config_from_args(args)
     assert cfg.gui.log == tmp_path / "w.jsonl" and cfg.face.max_faces == 2
     assert _config_from_args(build_parser().parse_args(["gui"])).gui.log is None
+
+
+def _still_video(image_path: Path, out: Path, seconds: float = 30.0, fps: int = 5) -> Path:
+    """A video of one still picture (no audio): the same faces, tracked, for as long as a test needs."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]
+    with av.open(str(out), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        s.codec_context.time_base = Fraction(1, fps)
+        for i in range(int(seconds * fps)):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            c.mux(s.encode(vf))
+        c.mux(s.encode())
+    return out
+
+
+def test_clicking_a_face_makes_it_the_engines_primary_person(make_window, qtbot, multi_face_jpg, tmp_path):
+    """GUI click → worker → Engine.set_focus → people: the results the engine produces after a
+    click on a face that is not the largest name that face as `primary` and their frame-level
+    fused result is that face's own; a click beside every face gives the largest face back."""
+    clip = _still_video(multi_face_jpg, tmp_path / "group.mp4")
+    w = make_window(**{"face.max_faces": 3})
+    w.resize(800, 600)
+    w.open_spec(str(clip))
+
+    def result():
+        return w.last_update.result if w.last_update is not None else None
+
+    qtbot.waitUntil(lambda: result() is not None and len(result().faces) == 3 and result().primary is not None,
+                    timeout=60000)
+    largest = result().primary
+    assert largest == max(result().faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])).track_id
+    other = next(b for b in w.video.faces() if b.track_id != largest)
+    qtbot.mouseClick(w.video, Qt.MouseButton.LeftButton, pos=w.video.box_rect(other).center().toPoint())
+    assert w.selected_face == other.track_id
+    # the engine's own results follow (frames analysed before the click still name the largest)
+    qtbot.waitUntil(lambda: result().primary == other.track_id, timeout=30000)
+    r = result()
+    assert r.fused is r.fused_by_track[other.track_id] and r.primary_face.track_id == other.track_id
+    assert state(w) == "running", "the clip was still playing: the engine, not the end of the run, decided"
+    target, _ = w.video._target()
+    qtbot.mouseClick(w.video, Qt.MouseButton.LeftButton, pos=target.topLeft().toPoint() + QPoint(3, 3))
+    assert w.selected_face is None
+    qtbot.waitUntil(lambda: result().primary == largest, timeout=30000)
