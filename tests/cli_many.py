@@ -5,7 +5,7 @@
 JOBS.json: ``[[name, [argv...], {ENV: value}], ...]``; each job runs ``emotiond.cli.main(argv)``
 with those environment variables set (and restored after), its stderr captured (``print`` and
 logging both write to the current ``sys.stderr``).  RESULTS.json: ``{name: [exit status,
-stderr]}``, written after every job, so a job that hangs or kills the process still leaves
+stderr, seconds]}``, written after every job, so a job that hangs or kills the process still leaves
 the others' results.
 """
 
@@ -16,6 +16,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,7 +48,8 @@ def main_many() -> None:
     out = Path(sys.argv[2])
     results: dict[str, list] = {}
     for name, argv, env in jobs:
-        results[name] = list(run(argv, env))
+        t0 = time.perf_counter()
+        results[name] = [*run(argv, env), round(time.perf_counter() - t0, 2)]
         out.write_text(json.dumps(results))
 
 

@@ -65,7 +65,7 @@ def cli_many(jobs: dict[str, tuple[list, dict]], work: Path, processes: int = 2,
         done = _json.loads(res.read_text()) if res.exists() else {}
         for n in mine:
             assert n in done, f"{n}: no result (the child hung or died: rc {proc.returncode}): {err[-2000:]}"
-            out[n] = SimpleNamespace(returncode=done[n][0], stderr=done[n][1])
+            out[n] = SimpleNamespace(returncode=done[n][0], stderr=done[n][1], seconds=done[n][2])
     return out
 
 
@@ -158,12 +158,28 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     c["huge-resolution-short"] = write_video(d / "huge.mp4", 2, 3840, 2160)
     c["rotated-90"] = write_video(d / "rot.mp4", 8, 320, 240, rotate=90)
     c["one-frame-noise"] = write_video(d / "noise.mp4", 1, 64, 64, face=False)
+    c["missing"] = d / "nope.mp4"
+    c["folder-without-images"] = d / "folder"
+    c["folder-without-images"].mkdir()
+    (c["folder-without-images"] / "readme.txt").write_text("x")
+    c["garbage-jpg"] = d / "bad.jpg"
+    c["garbage-jpg"].write_bytes(b"\xff\xd8garbage")
     return c
 
 
 CASES = ["zero-byte", "truncated-header", "truncated-past-index", "wrong-extension-text", "image-named-mp4",
          "video-named-jpg", "odd-codec-mpeg4-avi", "odd-codec-mjpeg-mkv", "odd-rate-wav-8k", "odd-rate-wav-96k",
-         "many-channel-wav", "tiny-video", "huge-resolution-short", "rotated-90", "one-frame-noise"]
+         "many-channel-wav", "tiny-video", "huge-resolution-short", "rotated-90", "one-frame-noise",
+         "missing", "folder-without-images", "garbage-jpg"]
+REFUSED = {  # case → what its error says
+    "zero-byte": "empty (0 bytes)",
+    "truncated-header": "",
+    "wrong-extension-text": "not a media file",
+    "truncated-past-index": "cut off before its index",
+    "missing": "no such file",
+    "folder-without-images": "holds no images",
+    "garbage-jpg": "not an image",
+}
 
 
 KEEP = '{"t":0,"frame":0}\n'  # an earlier log that a refused run must leave alone
@@ -191,10 +207,12 @@ def corpus_runs(corpus, tmp_path_factory, single_face_mp4):
         jobs[name] = (["run", single_face_mp4, "--log", d / f"{name}.jsonl", "--overwrite",
                        "--record", d / name / target if target == "rec" else d / target, "--no-progress"], env)
     # item 3: a slow encoder (veryslow preset, a 0.1 s queue) behind a fast file reader
-    jobs["back-pressure"] = (["run", single_face_mp4, "--log", d / "back-pressure.jsonl", "--record", d / "bp-rec",
+    clip = write_video(d / "bp.mp4", 30, 640, 360, audio=(44100, 2))  # 1 s: the encoder is the slow part
+    jobs["back-pressure"] = (["run", clip, "--log", d / "back-pressure.jsonl", "--record", d / "bp-rec",
                               "--no-progress", "--no-voice"],
                              {"EMOTIOND_RECORD__PRESET": "veryslow", "EMOTIOND_RECORD__QUEUE_SECONDS": "0.1"})
     runs = cli_many(jobs, d)
+    print("\ncases by time: " + ", ".join(f"{c} {r.seconds:.1f} s" for c, r in sorted(runs.items(), key=lambda kv: -kv[1].seconds)))
     return {c: (runs[c], d / f"{c}.jsonl") for c in jobs}
 
 
@@ -203,12 +221,8 @@ def corpus_runs(corpus, tmp_path_factory, single_face_mp4):
 def test_bad_input_is_a_clear_error_or_runs(corpus_runs, case):
     proc, log = corpus_runs[case]
     clean(proc)
-    if case in ("zero-byte", "truncated-header", "wrong-extension-text"):
-        assert proc.returncode == 2
-    if case == "zero-byte":
-        assert "empty" in proc.stderr
-    if case == "truncated-past-index":
-        assert proc.returncode == 2 and "cut off before its index" in proc.stderr
+    if case in REFUSED:
+        assert proc.returncode == 2 and REFUSED[case] in proc.stderr, proc.stderr
     if proc.returncode == 0:
         lines = [json.loads(x) for x in log.read_text().splitlines()]
         assert lines, "a run that succeeds logs something"

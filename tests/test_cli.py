@@ -41,21 +41,8 @@ def test_run_writes_jsonl_and_summary(single_face_mp4, tmp_path):
     assert len(log.read_text().splitlines()) == 72
 
 
-def test_bad_inputs(tmp_path, single_face_mp4):
-    assert_clean_error(cli("run", tmp_path / "nope.mp4"), "no such file")
-    empty = tmp_path / "empty.mp4"
-    empty.write_bytes(b"")
-    assert_clean_error(cli("run", empty), "empty (0 bytes)")
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n" * 50)
-    assert_clean_error(cli("run", text), "not a media file")
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    (folder / "readme.txt").write_text("x")
-    assert_clean_error(cli("run", folder), "holds no images")
-    bad_img = tmp_path / "bad.jpg"
-    bad_img.write_bytes(b"\xff\xd8garbage")
-    assert_clean_error(cli("run", bad_img), "not an image")
+# unreadable inputs (missing, empty, text, a folder without images, a broken JPEG, …): the corpus in
+# tests/test_bad_input.py
 
 
 def test_truncated_video_keeps_what_was_decoded(single_face_mp4, tmp_path):

@@ -41,14 +41,15 @@ KILLS = 3
 
 
 class Child:
-    """`emotiond run CLIP --record DIR` with the recorder's trace, its pipes read as they come."""
+    """`emotiond run CLIP --record DIR` (face only: the audio is recorded all the same) with the
+    recorder's trace, its pipes read as they come."""
 
     def __init__(self, clip: Path, target: Path, home: Path):
         env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(home), "EMOTIOND_RECORD_TRACE": "1"}
         env.pop("EMOTIOND_CONFIG", None)
         self.target = target
         self.proc = subprocess.Popen([sys.executable, "-m", "emotiond", "run", str(clip), "--record", str(target),
-                                      "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                      "--no-progress", "--no-voice"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.out: list[bytes] = []
         self.err: list[bytes] = []
         self.first_trace: float | None = None  # monotonic time the recorder accepted its first item
