@@ -314,3 +314,45 @@ def test_shared_models_missing_a_needed_path_is_an_error_not_a_silent_gap(single
         with Analysis.open(str(single_face_mp4), cfg_no_voice, models=models) as an:
             an.load()  # fine: the voice is off
             assert an.engine.voice is None and an.engine.workers == 1
+
+
+def test_gui_worker_recording_started_and_stopped_mid_run(tmp_path, single_face_mp4):
+    """The window's Record / Stop on a file playing in real time (through the worker, as the
+    window does): the session's predictions are exactly the results of the frames in its media,
+    nothing is dropped, and it replays."""
+    from emotiond.gui.worker import AnalysisWorker
+    from emotiond.sources import open_source
+    from emotiond.sources.session import SessionSource, read_predictions
+
+    cfg = load_config(overrides={"voice.enabled": False})
+    w = AnalysisWorker(lambda: open_source(single_face_mp4), cfg, pace=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (w.can_record() and w.poll().results >= 3) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        span = w.start_recording(tmp_path / "s")
+        assert w.recording is span
+        while span.recorder.frames_offered < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert w.stop_recording() is span and w.recording is None
+        assert span.done.wait(30), "the recording did not finish"
+        assert w.state == "running", "stopped mid-run, not at the end of the clip"
+        results_then = w.poll().results
+    finally:
+        w.stop()
+        assert w.join(30)
+    session = tmp_path / "s"
+    md = json.loads((session / "metadata.json").read_text())
+    assert md["status"] == "complete" and md["end_reason"] == "stopped"
+    c = md["counters"]
+    assert c["frames_dropped"] == 0 and c["frames_written"] == c["frames_offered"] >= 12
+    recorded = [int(x) for x in (session / "frames.txt").read_text().split()]
+    assert recorded[0] > 0 and recorded[-1] < 71, "a span in the middle of the clip"
+    assert recorded == list(range(recorded[0], recorded[-1] + 1)) and len(recorded) == c["frames_written"]
+    assert [r["frame"] for r in read_predictions(session / "predictions.jsonl")] == recorded
+    assert results_then > recorded[-1] - recorded[0]
+    src = SessionSource(session)
+    try:
+        assert sum(isinstance(it, VideoFrame) for it in src.items()) == len(recorded)
+    finally:
+        src.close()

@@ -258,3 +258,89 @@ def test_damaged_session_media_is_reported(single_face_mp4, tmp_path):
     assert 0 < len(rv) < n
     assert session.truncated
     assert any("ends early" in w or "stopped at" in w for w in session.warnings), session.warnings
+
+
+def test_span_on_a_file_records_every_frame_behind_a_stalled_encoder(single_face_mp4, tmp_path):
+    """A RecordingSpan fed by a file source waits for the encoder (back-pressure): with the writer
+    held until frames queue up, every frame still reaches the media, none is dropped, and the
+    predictions of the span are exactly its frames (the source ended: every result belongs)."""
+    from emotiond.recording import RecordingSpan
+    from emotiond.types import FrameResult
+
+    cfg = config(**{"record.queue_seconds": 0.1})
+    span = RecordingSpan(tmp_path / "s", cfg, models={})
+    gate = threading.Event()
+    handle = span.recorder._handle
+
+    holding = threading.Event()
+
+    def held(item):  # the writer thread: nothing is encoded until the reader had to wait
+        holding.set()
+        gate.wait(30)
+        handle(item)
+
+    span.recorder._handle = held
+    src = RecordingSource(MediaFileSource(single_face_mp4), stop=threading.Event())
+    src.attach(span, whole_run=True)
+    assert span.recorder._max_frames == 4
+
+    waited = []
+
+    def release():  # once the reader waits for room (the writer, held, waits on nothing)
+        deadline = time.monotonic() + 10
+        while not (holding.is_set() and span.recorder._cond._waiters) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        waited.append(bool(span.recorder._cond._waiters))
+        gate.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    frames = []
+    for item in src.items():
+        if isinstance(item, VideoFrame):
+            frames.append(item.index)
+            span.write_result(FrameResult(t=item.t, frame=item.index))
+    releaser.join()
+    assert span.stopped and span.end_reason == "source ended"  # the media was finalised when the items ended
+    assert not span.done.is_set() and span.results_open  # results of recorded frames may still come
+    span.end_results()
+    assert span.done.wait(5) and span.failure is None
+    src.close()
+
+    c = span.counters()
+    assert waited == [True] and c["frames_dropped"] == 0 and c["audio_samples_dropped"] == 0
+    with av.open(str(tmp_path / "s" / MEDIA_FILE)) as media:
+        in_media = sum(1 for _ in media.decode(video=0))
+    with av.open(str(single_face_mp4)) as original:
+        in_source = sum(1 for _ in original.decode(video=0))
+    assert in_media == in_source == len(frames) == c["frames_written"] == 72
+    predicted = [r["frame"] for r in read_predictions(tmp_path / "s" / PREDICTIONS_FILE)]
+    assert predicted == frames
+    md = json.loads((tmp_path / "s" / METADATA_FILE).read_text())
+    assert md["status"] == "complete" and md["end_reason"] == "source ended"
+
+
+def test_span_cut_mid_run_keeps_the_results_of_its_own_frames(tmp_path):
+    """Stopped while the source goes on: results before the first recorded frame and after the
+    last are not the span's; the log closes at the result of its last frame; a span never
+    started stops at once."""
+    from emotiond.recording import RecordingSpan
+    from emotiond.types import FrameResult
+
+    span = RecordingSpan(tmp_path / "cut", config(), models={})
+    span.start(SourceInfo(kind="file", uri="sim", live=False, has_audio=False, fps=10.0))
+    img = np.zeros((120, 160, 3), np.uint8)
+    for i in range(5, 10):
+        assert span.write(VideoFrame(index=i, t=i / 10, image=img))
+    span.stop()  # the window's Stop: returns at once
+    assert not span.write(VideoFrame(index=10, t=1.0, image=img))  # not part of the span any more
+    for i in range(3, 12):  # the pipeline is behind: the results of frames 3..11 come now
+        span.write_result(FrameResult(t=i / 10, frame=i))
+    assert span.done.wait(10) and not span.results_open
+    assert [r["frame"] for r in read_predictions(tmp_path / "cut" / PREDICTIONS_FILE)] == [5, 6, 7, 8, 9]
+    _, rv, _ = replay(tmp_path / "cut")
+    assert [f.index for f in rv] == [5, 6, 7, 8, 9]
+
+    never = RecordingSpan(tmp_path / "never", config(), models={})
+    never.stop()
+    assert never.done.is_set() and not (tmp_path / "never").exists()

@@ -12,6 +12,12 @@ and, optionally, the session recording.  The steps are always the same::
     stats = an.run(on_result=..., progress=...)
     an.close()                               # sinks, source, engine (after the run's threads)
 
+A recording is a :class:`~emotiond.recording.RecordingSpan`: :meth:`Analysis.record` records
+the whole run (the command line); an ``Analysis(..., recordable=True)`` can start and stop
+spans while it runs (:meth:`Analysis.start_recording`, the window).  Either way the source is
+wrapped in a :class:`~emotiond.recording.RecordingSource` that feeds the span, and one sink
+of the run hands every result to the spans it belongs to.
+
 The clock policy lives in :func:`runner_clock` and :mod:`emotiond.pacer`.
 """
 
@@ -57,11 +63,13 @@ class Analysis:
     """One source analysed: see the module docstring."""
 
     def __init__(self, source: Source, config: Config, *, models: Models | None = None, clock: str | None = None,
-                 pacer: Pacer | None = None, stop: threading.Event | None = None, watched_live: bool | None = None):
+                 pacer: Pacer | None = None, stop: threading.Event | None = None, watched_live: bool | None = None,
+                 recordable: bool = False):
         """``models``: shared loaded models (not closed here); None: the engine loads its own.
         ``clock``: fast / realtime / deterministic (default: fast).  ``pacer``: a pacer to use
         (e.g. one the GUI pauses); default: one made when the clock is realtime.  ``stop``: an
-        event that ends the run.  ``watched_live``: override :func:`watched`."""
+        event that ends the run.  ``watched_live``: override :func:`watched`.  ``recordable``:
+        recordings may be started and stopped while the source runs (:meth:`start_recording`)."""
         if clock is not None and clock not in CLOCKS:
             raise EmotiondError(f"unknown clock {clock!r}", f"use one of: {', '.join(CLOCKS)}")
         self.source = source
@@ -79,11 +87,19 @@ class Analysis:
                  ", watched live" if self.watched else "")
         self.engine: Engine | None = None
         self.sinks: list[Sink] = []
-        self.recording = None  # emotiond.recording.RecordingSource while recording
+        self.recording = None  # the emotiond.recording.RecordingSpan started last
+        self._feed = None  # emotiond.recording.RecordingSource: the source, feeding the current span
+        self._spans: list = []  # spans whose predictions are still open
+        self._spans_lock = threading.Lock()
         self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
         self.stats: RunStats | None = None
         self._executor = None  # live sources: where the voice model runs (owned here)
         self._closed = False
+        if recordable:
+            try:
+                self._recordable()
+            except ImportError as exc:  # a build without emotiond.recording analyses all the same
+                log.warning("recording unavailable: %s", exc)
 
     @classmethod
     def open(cls, spec: str | Path | None, config: Config, *, clock: str | None = None, **kw) -> Analysis:
@@ -152,17 +168,73 @@ class Analysis:
         check_record_target(target, self.config)
 
     def record(self, target: str | Path) -> Path:
-        """Record the session into ``target`` (a new folder inside it when it is not empty);
-        the predictions go beside the media.  Call after :meth:`load`."""
-        from emotiond.recording import PREDICTIONS_FILE, RecordingSource, SessionRecorder
+        """Record the whole run into ``target`` (a new folder inside it when it is not empty);
+        the predictions go beside the media.  Call after :meth:`load`, before :meth:`run`."""
+        span = self._new_span(target)
+        path = self._recordable().attach(span, whole_run=True)
+        self._track(span)
+        return path
+
+    def start_recording(self, target: str | Path):
+        """Record from now on into ``target`` (any thread, while the run goes on; needs
+        ``recordable=True``); a recording already running is stopped first.  Returns the
+        :class:`~emotiond.recording.RecordingSpan`."""
+        if self._feed is None or self._closed:
+            raise EmotiondError("this analysis cannot start a recording while it runs",
+                                "open it with recordable=True, or record the whole run with record()")
+        self.stop_recording()
+        span = self._new_span(target)
+        self._feed.attach(span)
+        self._track(span)
+        return span
+
+    def stop_recording(self, reason: str = "stopped"):
+        """Stop the current recording (returns at once: the media is finalised on a thread, the
+        predictions of what was recorded are still written as they come; ``span.done``)."""
+        return self._feed.detach(reason) if self._feed is not None else None
+
+    @property
+    def recording_span(self):
+        """The span being recorded now (None when nothing is)."""
+        span = self._feed.span if self._feed is not None else None
+        return span if span is not None and not span.stopped else None
+
+    def _new_span(self, target: str | Path):
+        from emotiond.recording import RecordingSpan
 
         engine = self._engine()
         models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
-        self.recording = RecordingSource(self.source, SessionRecorder(target, self.config, models=models))
-        self.source = self.recording
-        path = self.recording.start()
-        self.sinks.append(JsonlSink(path / PREDICTIONS_FILE))
-        return path
+        return RecordingSpan(target, self.config, models=models)
+
+    def _recordable(self):
+        """Wrap the source in the recording feed, and give the run the sink that hands results to
+        the spans (once)."""
+        if self._feed is None:
+            from emotiond.recording import RecordingSource
+
+            self._feed = RecordingSource(self.source, stop=self.stop_event)
+            self.source = self._feed
+            self.sinks.append(_SpanResults(self))
+        return self._feed
+
+    def _track(self, span) -> None:
+        with self._spans_lock:
+            self._spans.append(span)
+        self.recording = span
+
+    def _end_spans(self, wait: bool) -> None:
+        """No more results will come: finalise a span still recording and close every span's
+        predictions."""
+        if self._feed is not None:
+            span = self._feed.span
+            if span is not None and not wait:
+                self._feed.detach("stopped")  # a run whose reader did not stop: never block here
+        with self._spans_lock:
+            spans, self._spans = self._spans, []
+        for span in spans:
+            if wait:
+                span.stop("stopped", wait=True, cut=False)
+            span.end_results()
 
     def run(self, *, on_result: Callable[[FrameResult, VideoFrame | None], None] | None = None,
             progress: bool | None = False) -> RunStats:
@@ -171,17 +243,24 @@ class Analysis:
         engine = self._engine()
         self.stats = stats = RunStats()
         try:
-            return run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
-                       on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=stats)
+            run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
+                on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=stats)
         except SinkError as exc:  # e.g. the session's predictions could not be written: the session failed
-            if self.recorder is not None:
+            if self.recording is not None and self.recording.whole_run:
                 self.recorder.fail(exc)
             raise
         finally:
+            if self._feed is not None:  # every result is out (or its thread is named in stats.unjoined)
+                self._end_spans(wait=not stats.unjoined)
             log.info("run %s: %d frames, %d results in %.1f s; stage seconds %s", stats.stopped, stats.frames,
                      stats.results, stats.wall, {k: round(v, 2) for k, v in stats.stage_seconds.items()})
             if self.pacer is not None and (self.pacer.slid or self.pacer.dropped):
                 log.info("pacing: %.1f s slower than the media, %d late frames dropped", self.pacer.slid, self.pacer.dropped)
+        span = self.recording
+        if span is not None and span.whole_run and span.failure is not None:
+            stats.error = span.failure  # a recording of the whole run that failed (a full disk) fails the run
+            raise span.failure
+        return stats
 
     # -- control (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
@@ -197,6 +276,7 @@ class Analysis:
 
     @property
     def recorder(self):
+        """The recorder of the last recording (its counters, after the run too)."""
         return self.recording.recorder if self.recording is not None else None
 
     def _engine(self) -> Engine:
@@ -211,6 +291,8 @@ class Analysis:
         if self._closed:
             return
         self._closed = True
+        if self._feed is not None:
+            self._end_spans(wait=self.stats is None or not self.stats.unjoined)
         for s in self.sinks:
             try:
                 s.close()
@@ -230,3 +312,27 @@ class Analysis:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _SpanResults:
+    """The run's sink that hands each result to the recordings it belongs to (the current span
+    and stopped ones still waiting for the results of their last frames)."""
+
+    def __init__(self, analysis: Analysis):
+        self._an = analysis
+
+    def write(self, result: FrameResult) -> None:
+        an = self._an
+        with an._spans_lock:
+            spans = list(an._spans)
+        for span in spans:
+            span.write_result(result)
+            if not span.results_open:
+                with an._spans_lock:
+                    if span in an._spans:
+                        an._spans.remove(span)
+            if span.whole_run and span.failure is not None:
+                raise span.failure  # the command line stops when its recording cannot be written
+
+    def close(self) -> None:
+        pass  # Analysis.close() ends the spans

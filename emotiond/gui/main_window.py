@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -46,7 +47,10 @@ from emotiond.gui.widgets import (
     face_count_text,
     format_duration,
 )
-from emotiond.gui.worker import AnalysisWorker, Recording, RunLog, Update
+from emotiond.gui.worker import AnalysisWorker, RunLog, Update
+
+if TYPE_CHECKING:
+    from emotiond.recording import RecordingSpan
 
 POLL_MS = 33  # display rate
 TIMELINE_MS = 100  # the timeline redraws at most 10 times a second
@@ -125,8 +129,8 @@ class MainWindow(QMainWindow):
         self._fps = 0.0
         self._updating_combo = False
         self.sessions_dir = Path(sessions_dir) if sessions_dir else Path(config.record.folder).expanduser()
-        self.recording: Recording | None = None
-        self._finishing: list[Recording] = []  # stopped recordings still writing their tail
+        self.recording: RecordingSpan | None = None
+        self._finishing: list[RecordingSpan] = []  # stopped recordings still writing their tail
         self.saved_sessions: list[Path] = []
         self.last_update: Update | None = None
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from emotiond.app.specs import internal_error  # noqa: F401 (the window's name f
 from emotiond.errors import EmotiondError
 from emotiond.sources.base import Item, Source
 from emotiond.types import AudioChunk, FrameResult, VideoFrame
+
+if TYPE_CHECKING:
+    from emotiond.recording import RecordingSpan
 
 MAX_POINTS = 8192  # timeline points kept between two polls (a poll normally takes ~30)
 
@@ -77,6 +81,8 @@ class Tap:
         # is not safe against a concurrent items()); live sources close from any thread.
         self._reading = threading.Lock()
         self._closed = False
+        if callable(getattr(source, "add_tap", None)):  # live: a recording is fed from the capture threads
+            self.add_tap = source.add_tap
 
     @property
     def warnings(self) -> list[str]:  # read by runner.run at the end
@@ -131,8 +137,6 @@ class Tap:
         self._primed = []
 
     def _observe(self, item: Item) -> None:
-        if not self._w._tapped:
-            self._w._record(item)
         if isinstance(item, AudioChunk):
             self._w._levels.append((item.t, _dbfs(item.samples)))
         elif isinstance(item, VideoFrame):
@@ -160,38 +164,6 @@ def _dbfs(samples: np.ndarray) -> float:
     from emotiond.audio.features import rms_dbfs
 
     return max(-120.0, rms_dbfs(samples))
-
-
-class Recording:
-    """One recording made from the window: the session recorder and its predictions log."""
-
-    def __init__(self, recorder, path: Path, sink, *, by_frame: bool):
-        self.recorder = recorder
-        self.path = path
-        self.sink = sink
-        self.by_frame = by_frame  # video: the frames define the span; audio-only: the chunks
-        self.started = time.perf_counter()
-        self.first_t: float | None = None  # source time of the first item recorded
-        self.last_t: float | None = None  # ... and of the last one
-        self.stopped = False
-        self.error: EmotiondError | None = None  # the predictions log failed
-        self.predictions_done = threading.Event()
-        self.done = threading.Event()  # media finalized and predictions written
-
-    def holds(self, t: float) -> bool:
-        """Whether the result at ``t`` belongs to this recording's span."""
-        if self.first_t is None or self.error is not None or t < self.first_t - 1e-6:
-            return False
-        return not self.stopped or t <= self.last_t + 1e-6
-
-    def close_predictions(self) -> None:
-        if not self.predictions_done.is_set():
-            self.sink.close()
-            self.predictions_done.set()
-
-    @property
-    def failure(self) -> EmotiondError | None:
-        return self.recorder.error or self.error
 
 
 class RunLog:
@@ -365,12 +337,6 @@ class AnalysisWorker:
         self._warnings: list[str] = []
         self._warned = 0
         self._tap: Tap | None = None
-        # recording: items go to the recorder from the live source's capture tap (every
-        # captured frame) or, for other sources, from the Tap as they are analysed
-        self._tapped = False
-        self._rec_lock = threading.Lock()
-        self.recording: Recording | None = None  # the one being recorded
-        self._draining: list[Recording] = []  # stopped, predictions of their last frames pending
         self._thread = threading.Thread(target=self._main, name="emotiond-gui-worker", daemon=True)
 
     # -- control (any thread) -------------------------------------------------------
@@ -424,87 +390,30 @@ class AnalysisWorker:
     def can_record(self) -> bool:
         return self.state in ("running", "paused") and self.source is not None and self.engine is not None
 
-    def start_recording(self, target) -> Recording:
+    def start_recording(self, target) -> RecordingSpan:
         """Record from now on into the session folder ``target`` (media, predictions.jsonl,
-        metadata.json, see :mod:`emotiond.recording`)."""
-        from emotiond.recording import PREDICTIONS_FILE, SessionRecorder
-        from emotiond.sinks import JsonlSink
-
-        if not self.can_record():
+        metadata.json): a :class:`~emotiond.recording.RecordingSpan` of the run's
+        :class:`~emotiond.app.Analysis`, fed from the live source's capture tap (every captured
+        frame) or, for files and sessions, as they are read (waiting for the encoder: nothing
+        is dropped)."""
+        analysis = self.analysis
+        if not self.can_record() or analysis is None:
             raise EmotiondError("nothing is being analysed to record", "wait until the source runs")
-        self.stop_recording()
-        engine, source = self.engine, self.source
-        models = {m.name: {"file": m.file, "sha256": m.sha256, "provider": m.provider} for m in engine.models}
-        recorder = SessionRecorder(target, self.config, models=models)
-        path = recorder.start(source.info, stats=getattr(source, "stats", None))
-        try:
-            sink = JsonlSink(path / PREDICTIONS_FILE)
-        except EmotiondError:
-            recorder.close("the predictions log could not be created")
-            raise
-        rec = Recording(recorder, path, sink, by_frame=source.info.has_video)
-        with self._rec_lock:
-            self.recording = rec
-        return rec
+        return analysis.start_recording(target)
 
-    def stop_recording(self, reason: str = "stopped") -> Recording | None:
+    def stop_recording(self, reason: str = "stopped") -> RecordingSpan | None:
         """Stop recording now; returns at once.  The media is finalized on a thread of its
         own and the predictions of the frames already recorded are still written as they
-        come out of the pipeline; ``Recording.done`` is set when both are on disk."""
-        with self._rec_lock:
-            rec, self.recording = self.recording, None
-            if rec is None:
-                return None
-            rec.stopped = True
-            if rec.last_t is not None and self.alive and not self._stop.is_set():
-                self._draining.append(rec)
-            else:
-                rec.close_predictions()
+        come out of the pipeline; ``span.done`` is set when both are on disk."""
+        analysis = self.analysis
+        return analysis.stop_recording(reason) if analysis is not None else None
 
-        def finish():
-            rec.recorder.close(reason)
-            if not rec.predictions_done.wait(10.0):  # a stuck pipeline must not hold the log open
-                with self._rec_lock:
-                    if rec in self._draining:
-                        self._draining.remove(rec)
-                    rec.close_predictions()
-            rec.done.set()
-
-        threading.Thread(target=finish, name="emotiond-gui-recorder-close", daemon=True).start()
-        return rec
-
-    def _record(self, item: Item) -> None:
-        """Capture or reader thread: hand one item to the recording, if there is one."""
-        rec = self.recording
-        if rec is not None and rec.recorder.write(item) and (isinstance(item, VideoFrame) or not rec.by_frame):
-            if rec.first_t is None:
-                rec.first_t = item.t
-            rec.last_t = item.t
-
-    def _write_prediction(self, result: FrameResult) -> None:
-        """Post thread: a result goes to every recording that holds its frame."""
-        failed = None
-        with self._rec_lock:
-            for rec in ([self.recording] if self.recording else []) + self._draining:
-                if rec.holds(result.t):
-                    try:
-                        rec.sink.write(result)
-                    except EmotiondError as exc:  # e.g. the disk is full: stop recording, keep analysing
-                        rec.error = exc
-                        failed = rec
-            for rec in list(self._draining):
-                if rec.error is not None or result.t >= rec.last_t - 1e-6:
-                    self._draining.remove(rec)
-                    rec.close_predictions()
-        if failed is not None and failed is self.recording:
-            self.stop_recording(f"predictions log failed: {failed.error.message}")
-
-    def _end_recordings(self, reason: str) -> None:
-        self.stop_recording(reason)
-        with self._rec_lock:
-            draining, self._draining = self._draining, []
-        for rec in draining:
-            rec.close_predictions()
+    @property
+    def recording(self) -> RecordingSpan | None:
+        """The span being recorded (None once it stopped, by itself too: the source ended, or
+        writing failed)."""
+        analysis = self.analysis
+        return analysis.recording_span if analysis is not None else None
 
     # -- what the GUI reads -----------------------------------------------------------
     def poll(self) -> Update:
@@ -589,18 +498,13 @@ class AnalysisWorker:
             self.pacer.video = source.info.has_video
             analysis = self.analysis = Analysis(tap, self.config, models=self.models, pacer=self.pacer,
                                                 clock="realtime" if self.pace else "fast", stop=self._stop,
-                                                watched_live=True)  # watched live: warm the voice up
-            analysis.add_sink(_PredictionSink(self))
+                                                watched_live=True, recordable=True)  # watched live: warm the voice up
             for s in self.extra_sinks:
                 analysis.add_sink(s)
             self.log.open_file()
             analysis.add_sink(self.log)
             loader = threading.Thread(target=self._load_engine, args=(analysis, loaded), name="emotiond-gui-models", daemon=True)
             self._set_state("loading")
-            add_tap = getattr(source, "add_tap", None)
-            if add_tap is not None:  # live: the recorder gets every captured frame
-                add_tap(self._record)
-                self._tapped = True
             if source.info.live:  # preview the camera until the models are loaded
                 loader.start()
                 tap.prime(self._models_ready)
@@ -628,7 +532,8 @@ class AnalysisWorker:
             self._set_state("error")
         finally:
             self._stop.set()
-            self._end_recordings("source ended" if self.state == "ended" else self.state)
+            if self.analysis is not None:  # a recording started on a run that failed before its end
+                self.analysis.stop_recording("source ended" if self.state == "ended" else self.state)
             with self._lock:  # an engine that finished loading after a stop
                 if engine is None and loaded and not isinstance(loaded[0], BaseException):
                     engine = loaded[0]
@@ -665,19 +570,6 @@ class AnalysisWorker:
             out.append(exc)
         finally:
             self._models_ready.set()
-
-
-class _PredictionSink:
-    """The run's sink for the recording's predictions.jsonl (switched on and off by the GUI)."""
-
-    def __init__(self, worker: AnalysisWorker):
-        self._w = worker
-
-    def write(self, result: FrameResult) -> None:
-        self._w._write_prediction(result)
-
-    def close(self) -> None:
-        pass
 
 
 def _face_points(result: FrameResult) -> dict[int, np.ndarray] | None:

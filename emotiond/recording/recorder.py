@@ -3,7 +3,7 @@
 Layout of a session folder::
 
     media.mp4          H.264 video + AAC audio, fragmented MP4 (plays in ordinary players)
-    predictions.jsonl  the engine's log (written by the run's JSONL sink, same schema as --log)
+    predictions.jsonl  the engine's log (written by the recording span, :mod:`emotiond.recording.span`; same schema as --log)
     metadata.json      devices, sizes and rates, config, model hashes, counters, start/stop times
 
 :class:`SessionRecorder` takes items from any thread with :meth:`~SessionRecorder.write`:
@@ -53,7 +53,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from emotiond.errors import EmotiondError, SinkError
+from emotiond.errors import SinkError
 from emotiond.sources.base import Item, SourceInfo
 from emotiond.types import AudioChunk, VideoFrame
 
@@ -205,6 +205,7 @@ class SessionRecorder:
         self.audio_cut_samples = 0  # overlapping samples not written
         self.items_ignored = 0  # a stream the container has no track for
         self.queue_peak = 0
+        self._accepted: dict[bool, list[float | None]] = {True: [None, None], False: [None, None]}  # video? -> first, last t
         # media state (writer thread only)
         self._container = None
         self._v = self._a = None
@@ -255,18 +256,11 @@ class SessionRecorder:
     def write(self, item: Item, block: bool = False) -> bool:
         """Queue one item for the writer.  Live capture (``block=False``) never waits: when the
         encoder is behind, the item is dropped and counted (False).  A file source, which can
-        wait, passes ``block=True``: the call waits for room, so nothing is dropped."""
+        wait, passes ``block=True``: the call waits for room, so nothing is dropped; an item
+        still waiting when the recording stops is not part of the session (False, not counted)."""
         video = isinstance(item, VideoFrame)
         n = 0 if video else int(item.samples.shape[0])
         with self._cond:
-            if not self._accepting:
-                return False  # not started yet, or already stopped: not part of the session
-            if video:
-                self.frames_offered += 1
-            else:
-                self.audio_chunks_offered += 1
-                self.audio_samples_offered += n
-
             end = item.t if video else item.t + n / item.rate
 
             def full() -> bool:
@@ -278,14 +272,15 @@ class SessionRecorder:
                 return bool(self._q) and end - self._q[0].t > BLOCK_SECONDS
 
             if block:
-                while (full() or backlog()) and self._accepting:
+                while self._accepting and (full() or backlog()):
                     self._cond.wait(0.5)
-                if not self._accepting:
-                    if video:
-                        self.frames_dropped += 1
-                    else:
-                        self.audio_samples_dropped += n
-                    return False
+            if not self._accepting:
+                return False  # not started yet, or already stopped: not part of the session
+            if video:
+                self.frames_offered += 1
+            else:
+                self.audio_chunks_offered += 1
+                self.audio_samples_offered += n
             if full():
                 if video:
                     self.frames_dropped += 1
@@ -295,6 +290,10 @@ class SessionRecorder:
             if self._trace:  # before it is queued: the trace never claims less than was handed over
                 os.write(2, f"emotiond-record: {'video' if video else 'audio'} {end:.6f}\n".encode())
             self._q.append(item)
+            span = self._accepted[video]
+            if span[0] is None:
+                span[0] = item.t
+            span[1] = item.t
             if video:
                 self._q_frames += 1
                 self.queue_peak = max(self.queue_peak, self._q_frames)
@@ -302,6 +301,22 @@ class SessionRecorder:
                 self._q_samples += n
             self._cond.notify_all()
         return True
+
+    def accepted(self, video: bool = True) -> tuple[float | None, float | None]:
+        """Source times of the first and last video frame (``video``) or audio chunk queued for
+        the media so far; fixed once the recording stopped accepting (:meth:`stop_accepting`)."""
+        with self._cond:
+            first, last = self._accepted[bool(video)]
+        return first, last
+
+    def stop_accepting(self, reason: str | None = None) -> None:
+        """Take no more items (returns at once; :meth:`close` finalizes).  From here on
+        :meth:`accepted` says exactly what the media holds."""
+        with self._cond:
+            if reason and not self.end_reason:
+                self.end_reason = reason
+            self._accepting = False
+            self._cond.notify_all()
 
     def close(self, reason: str | None = None) -> None:
         """Finish: drain the queue, finalize the container, write the final metadata.
@@ -753,78 +768,3 @@ def _default(o):
     if isinstance(o, Fraction):
         return str(o)
     raise TypeError(type(o).__name__)
-
-
-class RecordingSource:
-    """Wraps any source and records what it delivers into a session folder.
-
-    Sources that offer ``add_tap`` (the live source) feed the recorder from their
-    capture threads at full rate, so the recording keeps every captured frame even
-    when analysis skips stale ones; other sources are teed item by item.  The
-    recording is finalized when the items end, fail (device lost) or are abandoned.
-    """
-
-    def __init__(self, inner, recorder: SessionRecorder):
-        self.inner = inner
-        self.recorder = recorder
-        self.info = inner.info
-        self._started = False
-
-    @property
-    def warnings(self) -> list[str]:
-        return getattr(self.inner, "warnings", [])
-
-    @property
-    def path(self) -> Path | None:
-        return self.recorder.path
-
-    def start(self) -> Path:
-        if not self._started:
-            self._started = True
-            self.recorder.start(self.inner.info, stats=getattr(self.inner, "stats", None))
-            self.info.extra["recording"] = str(self.recorder.path)
-        return self.recorder.path
-
-    def items(self) -> Iterator[Item]:
-        self.start()
-        rec = self.recorder
-        tap = getattr(self.inner, "add_tap", None)
-        tee = tap is None
-        if tap is not None:
-            tap(rec.write)
-        reason = "source ended"
-        try:
-            for item in self.inner.items():
-                if tee:  # a file waits for the encoder (nothing dropped); live capture never waits
-                    rec.write(item, block=not self.info.live)
-                yield item
-                if rec.error is not None:
-                    raise rec.error
-        except GeneratorExit:
-            reason = "stopped"
-            raise
-        except EmotiondError as exc:
-            reason = f"{exc.__class__.__name__}: {exc.message}"
-            raise
-        except BaseException as exc:
-            reason = f"error: {exc.__class__.__name__}"
-            raise
-        finally:
-            rec.close(reason)
-
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        finally:
-            self.recorder.close("stopped")
-
-    def stats(self) -> dict:
-        inner = getattr(self.inner, "stats", None)
-        out = dict(inner()) if inner else {}
-        out.update({f"record_{k}": v for k, v in self.recorder.counters().items()})
-        return out
-
-    def __getattr__(self, name):  # status, error, ring, … of the wrapped source
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
