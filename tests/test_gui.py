@@ -850,3 +850,48 @@ def test_clicking_a_face_makes_it_the_engines_primary_person(make_window, qtbot,
     qtbot.mouseClick(w.video, Qt.MouseButton.LeftButton, pos=target.topLeft().toPoint() + QPoint(3, 3))
     assert w.selected_face is None
     qtbot.waitUntil(lambda: result().primary == largest, timeout=30000)
+
+
+@pytest.mark.parametrize("sig", [15])  # signal.SIGTERM (SIGHUP takes the same path: emotiond.gui.app)
+def test_sigterm_finalises_a_gui_recording(tmp_path, single_face_mp4, sig):
+    """`emotiond gui` recording a clip, then SIGTERM: the recording is stopped and finalised as
+    when the window is closed ("Save"), the process exits with 128 + the signal, the session replays."""
+    import json
+    import selectors
+
+    from emotiond.sources.session import SessionSource
+    from emotiond.types import VideoFrame
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "gui_record_child.py"), str(single_face_mp4),
+                             str(tmp_path / "sessions")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        line = ""
+        if sel.select(timeout=90):
+            line = proc.stdout.readline()
+        assert line.startswith("recording "), (line, proc.poll(), proc.poll() is not None and proc.stderr.read())
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err, err
+    session = Path(line.split(" ", 1)[1].strip())
+    md = json.loads((session / "metadata.json").read_text())
+    assert md["status"] == "complete" and md["end_reason"] == "stopped", (md["status"], md["end_reason"])
+    c = md["counters"]
+    assert c["frames_dropped"] == 0 and c["frames_written"] == c["frames_offered"] >= 6
+    src = SessionSource(session)
+    try:
+        replayed = [it.index for it in src.items() if isinstance(it, VideoFrame)]
+    finally:
+        src.close()
+    recorded = [int(x) for x in (session / "frames.txt").read_text().split()]
+    assert replayed == recorded and len(recorded) == c["frames_written"]
+    predicted = [json.loads(x)["frame"] for x in (session / "predictions.jsonl").read_text().splitlines()]
+    assert predicted and set(predicted) <= set(recorded)

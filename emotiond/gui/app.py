@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from emotiond.errors import EmotiondError
 from emotiond.gui import _HEADLESS_PLATFORMS, display_available, fix_qt_environment
@@ -123,8 +124,71 @@ def main(source: str | None = None, config_factory=None) -> int:
     if config_error is not None:
         window.banner.show_message("error", config_error.message, f"{config_error.hint} (running with the default settings)")
     app.aboutToQuit.connect(window.shutdown)
-    # Ctrl-C in the terminal closes the window (the 30 Hz poll lets Python see the signal)
-    from PySide6.QtCore import QTimer
+    terminated = _quit_on_signals(app, window)
+    code = app.exec()
+    return 128 + terminated[0] if terminated else code
 
-    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
-    return app.exec()
+
+def _quit_on_signals(app, window) -> list[int]:
+    """Ctrl-C in the terminal closes the window (asking first while recording, as closing it
+    does).  SIGTERM (`timeout`, `systemctl stop`, `kill`) and SIGHUP (the terminal closed) end
+    the program the way closing the window and answering "Save" does: a recording is stopped and
+    finalised (status ``complete``), the worker stopped, then the application quits; the exit
+    status is then 128 + the signal, as for ``emotiond run``.
+
+    Python runs a signal handler only when the interpreter gets control, which Qt's event loop
+    (C++) does not give it: the signal's byte goes to a socket (``signal.set_wakeup_fd``) that a
+    QSocketNotifier watches, so the loop wakes up at once and the handler runs.  Returns the
+    list the terminating signal's number is put in."""
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    terminated: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return terminated
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    try:
+        signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        rsock.close()
+        wsock.close()
+        return terminated
+
+    def drain() -> None:  # Python code running in the loop: pending handlers run now
+        try:
+            while rsock.recv(64):
+                pass
+        except OSError:
+            pass
+
+    notifier = QSocketNotifier(rsock.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(drain)
+
+    def terminate(signum: int) -> None:
+        if not terminated:
+            terminated.append(signum)
+        window.shutdown()  # stops and finalises a recording without asking; waits (bounded) for it
+        app.quit()
+
+    def on_signal(signum, frame) -> None:
+        if signum == signal.SIGINT:
+            QTimer.singleShot(0, window.close)
+        else:
+            QTimer.singleShot(0, lambda: terminate(signum))
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, on_signal)
+
+    def restore() -> None:
+        signal.set_wakeup_fd(-1)
+        notifier.setEnabled(False)
+        rsock.close()
+        wsock.close()
+
+    app.aboutToQuit.connect(restore)
+    window._signal_notifier = notifier  # kept alive with the window
+    return terminated
