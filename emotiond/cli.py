@@ -371,8 +371,8 @@ def cmd_eval(args) -> int:
             raise EmotiondError("face evaluation takes one folder", "give one folder of class sub-folders")
         result = evaluate.evaluate_face_dir(Path(args.data_dir[0]), config, progress=sys.stderr.isatty())
     else:
-        result = evaluate.evaluate_voice_dir([Path(d) for d in args.data_dir], args.layout, config.models_dir,
-                                             config.provider, model_path=config.voice.model, baseline=args.baseline)
+        result = evaluate.evaluate_voice_dir([Path(d) for d in args.data_dir], args.layout, baseline=args.baseline,
+                                             config=config)
     if args.json:
         print(json.dumps({"modality": args.modality, **result.to_dict()}, indent=2))
     else:

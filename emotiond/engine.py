@@ -255,7 +255,8 @@ class Engine:
 
 
 def open_landmarker(cfg: Config, video: bool = True):
-    """The verified face landmarker with the configuration's thresholds (engine and eval share it)."""
+    """A verified face landmarker with the configuration's thresholds, outside any `Models` (tests and
+    benchmarks; the engine and `emotiond eval` lease theirs from :class:`~emotiond.models.Models`)."""
     from emotiond.face.landmarks import FaceLandmarker
 
     card = registry.resolve("face_landmarker", cfg.models_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 
+from emotiond.errors import EmotiondError, SourceError
 from emotiond.metrics import accuracy, confusion_matrix, format_report, recalls, unweighted_accuracy  # noqa: F401
 
 
@@ -117,17 +118,38 @@ def evaluate_voice(model, items, clips_16k: Sequence[np.ndarray] | None = None, 
 
 def evaluate_voice_dir(data_dir: Path | Sequence[Path], layout: str = "auto", models_dir: Path | None = None,
                        provider: str = "auto", model_path: Path | str | None = None,
-                       baseline: str = "speaker") -> EvalResult:
+                       baseline: str = "speaker", *, config=None, models=None) -> EvalResult:
     """``emotiond eval --modality voice DATA_DIR [DATA_DIR ...]``: the voice model on one or more
-    corpora; with several, the result pools them and ``by_corpus`` holds each one."""
-    from emotiond.audio.voice_model import VoiceEmotionModel
+    corpora; with several, the result pools them and ``by_corpus`` holds each one.  The model comes
+    from ``models`` (a :class:`~emotiond.models.Models` with the voice, kept open) or from a
+    ``Models`` loaded here for ``config`` (``models_dir``, ``provider`` and ``model_path`` — a
+    user-trained model, ``voice.model`` — override it), as a run loads it."""
     from emotiond.training import datasets
 
     dirs = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
-    if model_path:
-        model = VoiceEmotionModel.from_path(model_path, provider=provider)
-    else:
-        model = VoiceEmotionModel.from_registry(models_dir, provider=provider)
+    own = None
+    if models is None:
+        from emotiond.config import load_config
+        from emotiond.models import Models
+
+        cfg = (config or load_config()).model_copy(deep=True)
+        cfg.voice.enabled = True
+        cfg.provider = provider if provider != "auto" or config is None else cfg.provider
+        if models_dir is not None:
+            cfg.models_dir = Path(models_dir)
+        if model_path:
+            cfg.voice.model = Path(model_path)
+        models = own = Models(cfg, face=False, voice=True)
+    try:
+        if models.voice_model is None:
+            raise EmotiondError("these models hold no voice model", "load them with voice=True")
+        return _evaluate_voice_dirs(models.voice_model, dirs, layout, baseline, datasets)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _evaluate_voice_dirs(model, dirs: list[Path], layout: str, baseline: str, datasets) -> EvalResult:
     per: dict[str, tuple[list, list]] = {}
     for d in dirs:
         items = datasets.load(d, layout)
@@ -146,17 +168,16 @@ def evaluate_voice_dir(data_dir: Path | Sequence[Path], layout: str = "auto", mo
 NO_FACE = "(no face found)"
 
 
-def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> EvalResult:
+def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False, *, models=None) -> EvalResult:
     """``emotiond eval --modality face DATA_DIR``: folder-per-label images (folder name = class,
     synonyms allowed: happiness, anger, …).  Each image: the largest face found by the landmark
-    stage → aligned crop → the face model.  Images with no face are listed as not scored."""
+    stage → aligned crop → the face model.  Images with no face are listed as not scored.  The
+    models come from ``models`` (a :class:`~emotiond.models.Models`, kept open) or from one loaded
+    here for ``config`` (one still-image landmarker, no voice), as a run loads them."""
     from emotiond import labels
     from emotiond.config import load_config
-    from emotiond.engine import face_emotions, open_landmarker
-    from emotiond.errors import SourceError
-    from emotiond.face.emotion import FaceEmotionModel
-    from emotiond.face.tracker import largest
-    from emotiond.sources.media import IMAGE_EXTENSIONS, read_image
+    from emotiond.models import Models
+    from emotiond.sources.media import IMAGE_EXTENSIONS
 
     cfg = config or load_config()
     root = Path(data_dir)
@@ -174,14 +195,35 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
             f"{root} holds no labelled images",
             f"make one sub-folder per class named after it ({', '.join(labels.EMOTIONS)}) holding the images",
         )
-    model = FaceEmotionModel.from_registry(cfg.models_dir, provider=cfg.provider, threads=cfg.threads, name=cfg.face.model)
+    own = None
+    if models is None:
+        models = own = Models(cfg, voice=False, workers=1, video=False)
+    try:
+        if models.face_model is None:
+            raise EmotiondError("these models hold no face model", "load them with face=True")
+        (lm,) = models.lease_landmarkers(1, video=False)
+        try:
+            return _evaluate_faces(models.face_model, lm, items, progress)
+        finally:
+            models.release_landmarkers([lm])
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _evaluate_faces(model, lm, items: list[tuple[str, Path]], progress: bool) -> EvalResult:
+    from emotiond import labels
+    from emotiond.engine import face_emotions
+    from emotiond.face.tracker import largest
+    from emotiond.sources.media import read_image
+
     y_true, y_pred, skipped = [], [], {}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), unit="image", leave=False)
-    with open_landmarker(cfg, video=False) as lm:
+    try:
         for label, path in items:
             if bar is not None:
                 bar.update(1)
@@ -197,6 +239,7 @@ def evaluate_face_dir(data_dir: Path, config=None, progress: bool = False) -> Ev
             face_emotions(model, image, [face])
             y_true.append(labels.INDEX[label])
             y_pred.append(int(np.argmax(face.emotion)))
-    if bar is not None:
-        bar.close()
+    finally:
+        if bar is not None:
+            bar.close()
     return EvalResult(list(labels.EMOTIONS), confusion_matrix(y_true, y_pred, len(labels.EMOTIONS)), skipped)

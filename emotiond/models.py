@@ -50,18 +50,20 @@ class Models:
     """The loaded models of one process, shared by every source analysed in it."""
 
     def __init__(self, config: Config | None = None, *, face: bool = True, voice: bool | None = None,
-                 workers: int | None = None, warm_up: bool = False):
+                 workers: int | None = None, warm_up: bool = False, video: bool = True):
         """``face``: load the landmarker and the expression model; ``voice``: the VAD and the voice
         model (default: ``config.voice.enabled``).  ``workers``: landmarkers loaded now (more are
-        made on demand).  ``warm_up``: run the voice features once on a thread of this object
-        (the first log-mel in a process costs ~3 s of imports and JIT; paced runs want it done
-        before the first utterance)."""
+        made on demand); ``video``: their mode (False: still images, as ``emotiond eval`` reads).
+        ``warm_up``: run the voice features once on a thread of this object (the first log-mel in
+        a process costs ~3 s of imports and JIT; paced runs want it done before the first
+        utterance)."""
         from emotiond.config import load_config
 
         self.config = config or load_config()
         self.face = face
         self.voice = self.config.voice.enabled if voice is None else bool(voice)
         self.workers = workers or default_workers(self.config)
+        self._video = bool(video)
         self.status: list[ModelStatus] = []
         self.face_model = None  # emotiond.face.emotion.FaceEmotionModel
         self.vad_model = None  # emotiond.runtime.OrtModel of silero's VAD (state lives in VoiceActivity)
@@ -94,7 +96,7 @@ class Models:
 
             self.landmarker_card = registry.resolve("face_landmarker", cfg.models_dir)
             for _ in range(self.workers):
-                self._idle[True].append(self._new_landmarker(video=True))
+                self._idle[self._video].append(self._new_landmarker(video=self._video))
             c = self.landmarker_card
             self.status.append(ModelStatus("face_landmarker", c.path.name, c.sha256, "mediapipe (CPU)"))
             if cfg.face.small_faces:

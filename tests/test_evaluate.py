@@ -1,4 +1,4 @@
-"""Metrics: confusion matrix, weighted and unweighted accuracy, report."""
+"""Metrics: confusion matrix, weighted and unweighted accuracy, report; `emotiond eval` through `Models`."""
 
 from __future__ import annotations
 
@@ -18,3 +18,28 @@ def test_metrics():
     text = format_report(cm, ["angry", "happy", "sad", "fear"])
     assert "UA (mean recall) 0.417" in text and "WA (accuracy) 0.571" in text
     assert np.isnan(accuracy(np.zeros((2, 2), int)))
+
+
+def test_face_eval_goes_through_models(tmp_path, single_face_jpg, multi_face_jpg):
+    """`emotiond eval --modality face` takes its models from a `Models` (leasing a still-image
+    landmarker): a shared one is used, left open and gives what a fresh call gives, twice."""
+    import shutil
+
+    from emotiond.config import load_config
+    from emotiond.evaluate import evaluate_face_dir
+    from emotiond.models import Models
+
+    for label, image in (("happiness", single_face_jpg), ("neutral", multi_face_jpg)):
+        (tmp_path / label).mkdir()
+        shutil.copy(image, tmp_path / label / image.name)
+    cfg = load_config(overrides={"voice.enabled": False})
+    fresh = evaluate_face_dir(tmp_path, cfg)
+    assert fresh.confusion.sum() == 2
+    with Models(cfg, voice=False, workers=1, video=False) as models:
+        leased = []
+        lease = models.lease_landmarkers
+        models.lease_landmarkers = lambda n=None, video=True: leased.append(video) or lease(n, video=video)
+        for _ in range(2):
+            shared = evaluate_face_dir(tmp_path, cfg, models=models)
+            assert (shared.confusion == fresh.confusion).all() and shared.skipped == fresh.skipped
+        assert leased == [False, False] and not models.closed and not models._leased
