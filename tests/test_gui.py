@@ -546,6 +546,10 @@ def test_export_snapshot_and_summary_refuse_the_source(make_window, qtbot, monke
     with pytest.raises(SinkError, match="summary .* inside the source folder"):
         w.show_summary().save_to(session / "summary.txt")
     w.summary_dialog.close()
+    # `emotiond gui --log` into the session being replayed is refused too (it would append to its predictions)
+    w2 = make_window(pace=False, **{"gui.log": str(session / PREDICTIONS_FILE)})
+    w2.open_spec(str(session))
+    qtbot.waitUntil(lambda: "inside the source folder" in w2.banner.text(), timeout=30000)
     assert {f.name: f.read_bytes() for f in session.iterdir()} == before  # nothing written or replaced
     answer.append((str(tmp_path / "elsewhere.csv"), "CSV (*.csv)"))
     w.export_dialog()

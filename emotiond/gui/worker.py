@@ -188,11 +188,14 @@ class RunLog:
         self.frames_with_face = 0
         self.span: tuple[float, float] | None = None
 
-    def open_file(self) -> None:
-        """Open the user's log (append; raises a SinkError the window shows)."""
-        from emotiond.sinks import open_log
+    def open_file(self, source: str | Path | None = None) -> None:
+        """Open the user's log (append; raises a SinkError the window shows), never the source
+        file ``source`` or a file inside it (the session being replayed)."""
+        from emotiond.sinks import check_not_source, open_log
 
         if self.path is not None and self._file is None:
+            if source is not None:
+                check_not_source(self.path, source)
             self._file = open_log(self.path, "append")
 
     def write(self, result: FrameResult) -> None:
@@ -501,7 +504,7 @@ class AnalysisWorker:
                                                 watched_live=True, recordable=True)  # watched live: warm the voice up
             for s in self.extra_sinks:
                 analysis.add_sink(s)
-            self.log.open_file()
+            self.log.open_file(None if source.info.live else source.info.uri)
             analysis.add_sink(self.log)
             loader = threading.Thread(target=self._load_engine, args=(analysis, loaded), name="emotiond-gui-models", daemon=True)
             self._set_state("loading")
