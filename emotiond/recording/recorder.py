@@ -340,7 +340,11 @@ class SessionRecorder:
 
     # -- writer thread --------------------------------------------------------------------
     def _run(self) -> None:
-        _lower_thread_priority()
+        if self.info is None or self.info.live:
+            # live: capture and analysis win the CPU, the queue absorbs the encoder's lag.  A file
+            # source waits for the writer instead (back-pressure, a small crash window), so a niced
+            # writer on a busy machine would only slow the whole run down
+            _lower_thread_priority()
         next_meta = time.monotonic() + 1.0
         try:
             while True:
@@ -490,7 +494,7 @@ class SessionRecorder:
             v.codec_context.gop_size = max(1, int(round(fps * KEYFRAME_SECONDS * 2)))  # forced keyframes come first
             if rc.video_codec in ("libx264", "h264"):
                 # zerolatency: no lookahead, no B-frames, so a fragment is complete as soon as its
-                # last frame is in; one thread, niced with the writer, so analysis keeps the CPU
+                # last frame is in; one thread (niced with a live writer), so analysis keeps the CPU
                 v.codec_context.options = {
                     "preset": rc.preset, "tune": "zerolatency", "crf": str(rc.crf), "threads": "1",
                 }
