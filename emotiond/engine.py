@@ -276,7 +276,7 @@ def open_landmarker(cfg: Config, video: bool = True):
         detector=detector,
         owns_detector=True,
     )
-    lm.card = card
+    lm.card = card  # type: ignore[attr-defined]  # the card it was verified against
     return lm
 
 

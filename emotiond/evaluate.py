@@ -47,7 +47,7 @@ class EvalResult:
                      + ", ".join(self.lacking))
         fr = self.predicted_fractions()
         if fr:
-            top = max(fr, key=fr.get)
+            top = max(fr, key=lambda k: fr[k])
             text += f"\nmost predicted: {top} ({fr[top]:.0%} of clips)"
         if self.skipped:
             text += "\nnot scored: " + ", ".join(f"{v} × {k}" for k, v in self.skipped.items())
@@ -217,7 +217,9 @@ def _evaluate_faces(model, lm, items: list[tuple[str, Path]], progress: bool) ->
     from emotiond.face.tracker import largest
     from emotiond.sources.media import read_image
 
-    y_true, y_pred, skipped = [], [], {}
+    y_true: list[int] = []
+    y_pred: list[int] = []
+    skipped: dict[str, int] = {}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -237,6 +239,7 @@ def _evaluate_faces(model, lm, items: list[tuple[str, Path]], progress: bool) ->
                 skipped[NO_FACE] = skipped.get(NO_FACE, 0) + 1
                 continue
             face_emotions(model, image, [face])
+            assert face.emotion is not None  # set by face_emotions
             y_true.append(labels.INDEX[label])
             y_pred.append(int(np.argmax(face.emotion)))
     finally:

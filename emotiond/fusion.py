@@ -119,7 +119,7 @@ def pool_detail(items: list[ModalityEvidence], weights: dict[str, float],
         return None
     full = [(e, a) for e, a in active if e.covered.all()]
     a_full = sum(a for _, a in full)
-    ref = sum(a * e.probs for e, a in full) / a_full if full else np.full(K, 1.0 / K)
+    ref = np.asarray(sum(a * e.probs for e, a in full) / a_full, dtype=float) if full else np.full(K, 1.0 / K)
     fused = np.zeros(K)
     contrib = {e.name: np.zeros(K) for e, _ in active}
     borrowed = np.zeros(K)  # mass partial modalities take from the reference on classes they cannot see

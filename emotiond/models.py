@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from emotiond.config import Config
 from emotiond.errors import EmotiondError
@@ -65,9 +66,9 @@ class Models:
         self.workers = workers or default_workers(self.config)
         self._video = bool(video)
         self.status: list[ModelStatus] = []
-        self.face_model = None  # emotiond.face.emotion.FaceEmotionModel
-        self.vad_model = None  # emotiond.runtime.OrtModel of silero's VAD (state lives in VoiceActivity)
-        self.voice_model = None  # emotiond.audio.voice_model.VoiceEmotionModel
+        self.face_model: Any = None  # emotiond.face.emotion.FaceEmotionModel
+        self.vad_model: Any = None  # emotiond.runtime.OrtModel of silero's VAD (state lives in VoiceActivity)
+        self.voice_model: Any = None  # emotiond.audio.voice_model.VoiceEmotionModel
         self.voice_cards: list = []
         self.landmarker_card = None
         self._lock = threading.Lock()

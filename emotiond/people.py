@@ -104,8 +104,8 @@ class People:
             speaker = state.speaker(self.threshold)
             if speaker is not None and self._owner in state.speaking and self._owner != speaker:
                 # hysteresis: the current speaker keeps the voice unless the other is clearly more likely
-                mine = state.speaking[self._owner]
-                if mine >= self.threshold and state.speaking[speaker] < mine + 0.1:
+                held = state.speaking[self._owner]
+                if held >= self.threshold and state.speaking[speaker] < held + 0.1:
                     speaker = self._owner
             if speaking.speech >= self.speech_on:  # someone speaks now: the voice is theirs, or off screen
                 if speaker is not None:

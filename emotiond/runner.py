@@ -23,7 +23,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from emotiond.engine import Engine
@@ -65,7 +65,7 @@ class _Failure:
 def run(
     source: Source,
     engine: Engine,
-    sinks: list[Sink] = (),
+    sinks: Sequence[Sink] = (),
     *,
     clock: str = "fast",
     progress: bool | None = None,
@@ -209,8 +209,8 @@ def run(
     n_workers = engine.workers
     # Live: every queue slot is latency behind the camera, so keep one frame per worker.
     depth = 1 if source.info.live else 2
-    w_in = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
-    w_out = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
+    w_in: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
+    w_out: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in range(n_workers)]
     q_order: queue.Queue = queue.Queue(maxsize=queue_size * (n_workers + 1))
     post_thread = threading.Thread(target=post, name="emotiond-post", daemon=True)
     threads = [threading.Thread(target=reader, name="emotiond-reader", daemon=True), post_thread]

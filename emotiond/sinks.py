@@ -35,7 +35,7 @@ def _r(x: float | None) -> float | None:
     return round(x, DIGITS) if math.isfinite(x) else None
 
 
-def _dist(p: np.ndarray | None) -> dict[str, float] | None:
+def _dist(p: np.ndarray | None) -> dict[str, float | None] | None:
     if p is None:
         return None
     return {name: _r(v) for name, v in zip(EMOTIONS, p)}

@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from emotiond.config import Config
 from emotiond.engine import Engine
@@ -93,7 +94,7 @@ class Analysis:
         self._spans_lock = threading.Lock()
         self.voice_disabled: EmotiondError | None = None  # why the voice path is off, if it is
         self.stats: RunStats | None = None
-        self._executor = None  # live sources: where the voice model runs (owned here)
+        self._executor: Any = None  # live sources: where the voice model runs (a ThreadPoolExecutor owned here)
         self._closed = False
         if recordable:
             try:
@@ -280,9 +281,7 @@ class Analysis:
         return self.recording.recorder if self.recording is not None else None
 
     def _engine(self) -> Engine:
-        if self.engine is None:
-            self.load()
-        return self.engine
+        return self.engine if self.engine is not None else self.load()
 
     def close(self) -> None:
         """Close the sinks, the source (which finalizes a recording) and the engine.  The engine is

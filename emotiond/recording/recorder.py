@@ -68,7 +68,7 @@ from emotiond.types import AudioChunk, VideoFrame
 try:
     import cv2 as _cv2
 except ImportError:  # pragma: no cover - cv2 comes with mediapipe
-    _cv2 = None
+    _cv2 = None  # type: ignore[assignment]
 
 from emotiond.session_layout import (  # noqa: E402 (the names a session folder uses)
     FRAMES_FILE,
@@ -207,8 +207,9 @@ class SessionRecorder:
         self.queue_peak = 0
         self._accepted: dict[bool, list[float | None]] = {True: [None, None], False: [None, None]}  # video? -> first, last t
         # media state (writer thread only)
-        self._container = None
-        self._v = self._a = None
+        self._container: Any = None  # av.container.OutputContainer
+        self._v: Any = None
+        self._a: Any = None
         self.t0: float | None = None
         self._pending: list[Item] = []
         self._last_pts = -1
@@ -219,14 +220,14 @@ class SessionRecorder:
         self._a_pts = 0
         self._frame_size = 1024
         self.media: dict[str, Any] = {"file": MEDIA_FILE, "container": "mp4", "t0": None, "video": None, "audio": None}
-        self._frames_fh = None
+        self._frames_fh: Any = None
         self.started_wall: float | None = None
         self.stopped_wall: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, info: SourceInfo, stats: Callable[[], dict] | None = None) -> Path:
         """Create the folder, write the first metadata and start the writer thread."""
-        if self._thread is not None:
+        if self._thread is not None and self.path is not None:
             return self.path
         self.info = info
         self.stats_provider = stats
@@ -259,9 +260,9 @@ class SessionRecorder:
         wait, passes ``block=True``: the call waits for room, so nothing is dropped; an item
         still waiting when the recording stops is not part of the session (False, not counted)."""
         video = isinstance(item, VideoFrame)
-        n = 0 if video else int(item.samples.shape[0])
+        n = int(item.samples.shape[0]) if isinstance(item, AudioChunk) else 0
         with self._cond:
-            end = item.t if video else item.t + n / item.rate
+            end = item.t + n / item.rate if isinstance(item, AudioChunk) else item.t
 
             def full() -> bool:
                 if video:
@@ -444,7 +445,7 @@ class SessionRecorder:
         if self._container is None:
             self._pending.append(item)
             if not self._open():
-                if self.info.has_video:  # waiting for the first frame: keep at most 1 s of audio
+                if self.info is not None and self.info.has_video:  # waiting for the first frame: keep ≤ 1 s of audio
                     while len(self._pending) > 1 and self._pending[-1].t - self._pending[0].t > 1.0:
                         self._pending.pop(0)
                 return
@@ -455,7 +456,9 @@ class SessionRecorder:
         self._encode(item)
 
     def _open(self, force: bool = False) -> bool:
-        info = self.info
+        info, folder = self.info, self.path
+        if info is None or folder is None:  # not started (the writer runs only after start())
+            return False
         frames = [it for it in self._pending if isinstance(it, VideoFrame)]
         chunks = [it for it in self._pending if isinstance(it, AudioChunk)]
         want_video = info.has_video
@@ -470,10 +473,10 @@ class SessionRecorder:
         self.t0 = frames[0].t if frames else chunks[0].t
         self.media["t0"] = self.t0
         if frames:
-            self._frames_fh = open(self.path / FRAMES_FILE, "w", encoding="utf-8")
+            self._frames_fh = open(folder / FRAMES_FILE, "w", encoding="utf-8")
             self.media["frame_index"] = FRAMES_FILE
         rc = self.config.record
-        path = self.path / MEDIA_FILE
+        path = folder / MEDIA_FILE
         frag = int(self.fragment_seconds * 1_000_000)
         c = av.open(
             str(path), "w", format="mp4",
@@ -526,6 +529,11 @@ class SessionRecorder:
         self.write_metadata()
         return True
 
+    @property
+    def _origin(self) -> float:
+        """Media time 0 on the source clock (``t0``: set by :meth:`_open` before anything is encoded)."""
+        return self.t0 if self.t0 is not None else 0.0
+
     def _encode(self, item: Item) -> None:
         if isinstance(item, VideoFrame):
             self._encode_video(item)
@@ -548,14 +556,15 @@ class SessionRecorder:
 
                 img = cv2.resize(img, (v.width, v.height), interpolation=cv2.INTER_AREA)
                 self.frames_resized += 1
-        pts = int(round((frame.t - self.t0) * 90000))
+        pts = int(round((frame.t - self._origin) * 90000))
         if pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
         if _cv2 is not None:  # RGB → I420 in OpenCV (BT.601, as swscale would) is ~1 ms cheaper a frame
-            vf = av.VideoFrame.from_ndarray(_cv2.cvtColor(np.ascontiguousarray(img), _cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+            i420 = _cv2.cvtColor(np.ascontiguousarray(img), _cv2.COLOR_RGB2YUV_I420)
+            vf = av.VideoFrame.from_ndarray(i420, format="yuv420p")  # type: ignore[arg-type]  # cv2's stubs: MatLike
         else:
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint8), format="rgb24")
         vf.pts = pts
         vf.time_base = VIDEO_TIME_BASE
         if frame.t - self._last_key_t >= KEYFRAME_SECONDS - 1e-3:
@@ -586,7 +595,7 @@ class SessionRecorder:
         elif self._channels == 2:
             x = np.repeat(x[:, None], 2, axis=1) if x.ndim == 1 else x[:, :2]
         rate = chunk.rate
-        start = int(round((chunk.t - self.t0) * rate))
+        start = int(round((chunk.t - self._origin) * rate))
         delta = start - self._a_next
         tol = int(_GAP_TOLERANCE * rate) if self._a_next else 0  # the first samples go exactly where they belong
         if delta > tol:  # a gap in capture: silence keeps later audio in sync
@@ -600,8 +609,8 @@ class SessionRecorder:
             self._push_audio(np.asarray(x, np.float32))
             ma = self.media["audio"]
             if ma["first_t"] is None:
-                ma["first_t"] = self.t0 + (self._a_next - x.shape[0]) / rate
-            ma["last_t"] = self.t0 + self._a_next / rate
+                ma["first_t"] = self._origin + (self._a_next - x.shape[0]) / rate
+            ma["last_t"] = self._origin + self._a_next / rate
         self._flush_audio()
 
     def _push_audio(self, x: np.ndarray) -> None:
@@ -725,6 +734,8 @@ class SessionRecorder:
         """A full disk has no room for a new file, but the blocks of the existing metadata.json
         are ours: write the (compact, shorter) document over it, padded with spaces, so the
         session says what happened instead of staying "recording"."""
+        if self.path is None:
+            return
         path = self.path / METADATA_FILE
         doc = dict(doc, status="failed" if doc.get("status") in ("recording", "failing") else doc.get("status"))
         if self.error is not None and not doc.get("end_reason"):

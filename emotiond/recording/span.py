@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from emotiond.errors import EmotiondError
 from emotiond.recording.recorder import SessionRecorder
@@ -66,7 +67,7 @@ class RecordingSpan:
         self.done = threading.Event()  # media finalised and predictions written
         self._lock = threading.Lock()  # state
         self._sink_lock = threading.Lock()  # the predictions log
-        self._sink = None
+        self._sink: Any = None  # emotiond.sinks.JsonlSink of predictions.jsonl while it is open
         self._state = "idle"  # idle → recording → stopped
         self._cut = True  # stopped while the source goes on: later results are not ours
         self._finalising = False
@@ -79,6 +80,8 @@ class RecordingSpan:
         """Create the session folder, start the recorder and open the predictions log."""
         with self._lock:
             if self._state != "idle":
+                if self.path is None:
+                    raise EmotiondError("this recording was stopped before it started", "start a new recording")
                 return self.path
         from emotiond.sinks import JsonlSink
 

@@ -131,7 +131,7 @@ class MediaFileSource:
         index = 0
         last_t = -np.inf
         audio_next = 0.0
-        start = self._start
+        start = self._start or 0.0
         rate = (self._v.guessed_rate or self._v.average_rate) if self._v is not None else None
         fps = float(rate) if rate else (self.info.fps or 30.0)
         seeking = bool(start)

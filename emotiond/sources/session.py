@@ -66,7 +66,7 @@ def read_predictions(path: str | Path) -> list[dict]:
     p = Path(path)
     if p.is_dir():
         p = p / PREDICTIONS_FILE
-    out = []
+    out: list[dict] = []
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
