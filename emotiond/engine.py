@@ -115,7 +115,7 @@ class Engine:
         if self.video and has_audio and cfg.speaking.enabled and not self.independent_frames:
             sp = cfg.speaking
             self._speaking = SyncSpeakerDetector(SpeakingParams(
-                window=sp.window, lag_min=sp.lag_min, lag_max=sp.lag_max, offset=sp.av_offset))
+                window=sp.window, short_window=sp.short_window, lag_min=sp.lag_min, lag_max=sp.lag_max, offset=sp.av_offset))
         self._next_audio_tick: float | None = None
 
     # -- providers -------------------------------------------------------------

@@ -19,11 +19,14 @@ Variants of the audio on the same video: ``a`` (face A speaks), ``b`` (face B sp
 visible mouth — someone off camera).  ``silent_face``
 is one real face (the Pexels clip as recorded, mouth nearly still) while the speech plays.
 
-Everything is cached per test session (tmp_path_factory); 8 s at 24 frames/s, 640×360.
+``seed`` draws the two rhythms (the tests use one scene; ``benchmarks/speaking.py
+--quality`` measures over many), 24 frames/s, 640×360.  :func:`measure` is the one
+definition of the figures the tests assert on and the benchmark reports.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -53,6 +56,7 @@ class Scene:
     gains: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> audio gain per frame
     speaker: dict[str, np.ndarray] = field(default_factory=dict)  # variant -> "a"/"b"/"" per frame
     neither_shift: float = 0.0
+    switch_at: float = SWITCH_AT  # s, when the speaker changes in the 'switch' variant
 
     def path(self, variant: str) -> Path:
         return self.folder / f"{variant}.mp4"
@@ -63,7 +67,9 @@ def _decode(path: Path, t0: float, t1: float) -> tuple[list[np.ndarray], list[fl
     with av.open(str(path)) as c:
         for fr in c.decode(video=0):
             t = float(fr.time)
-            if t0 <= t < t1:
+            if t >= t1:
+                break
+            if t0 <= t:
                 frames.append(fr.to_ndarray(format="rgb24"))
                 times.append(t)
     return frames, times
@@ -88,6 +94,7 @@ def _measure(frames: list[np.ndarray], times: list[float]) -> tuple[np.ndarray, 
     return np.array(mouth), np.array(centre)
 
 
+@functools.lru_cache(maxsize=4)
 def _pool(path: Path, t0: float, t1: float) -> tuple[list[np.ndarray], np.ndarray]:
     """Crops (W×H around the face) of a stretch of a clip and their mouth openings, ranked
     from closed to open."""
@@ -106,7 +113,7 @@ def _rhythm(rng: np.random.Generator, n: int, lead_in: float) -> np.ndarray:
     """Target mouth opening in [0, 1] per frame: phrases of syllables with pauses."""
     g = np.zeros(n)
     t = lead_in
-    while t < DURATION:
+    while t < n / FPS:
         for _ in range(rng.integers(3, 7)):  # one phrase
             dur = rng.uniform(0.12, 0.35)
             peak = rng.uniform(0.5, 1.0)
@@ -149,7 +156,7 @@ def _gain(mouth: np.ndarray) -> np.ndarray:
 
 
 def _audio(gain_per_frame: np.ndarray, times: np.ndarray) -> np.ndarray:
-    n = int(DURATION * RATE)
+    n = int(round(times.size / FPS * RATE))
     t = np.arange(n) / RATE
     g = np.interp(t, times, gain_per_frame)
     k = int(0.02 * RATE)
@@ -187,14 +194,15 @@ def _encode(path: Path, frames: list[np.ndarray], times: np.ndarray, audio: np.n
     out.close()
 
 
-def build(folder: Path, media: Path) -> Scene:
-    """Build every variant into ``folder`` (``media``: the shared media folder)."""
+def build(folder: Path, media: Path, seed: int = 12, duration: float = DURATION) -> Scene:
+    """Build every variant into ``folder`` (``media``: the shared media folder; ``seed``: the
+    two faces' syllable rhythms; A speaks in the first half of ``switch``, B in the second)."""
     folder.mkdir(parents=True, exist_ok=True)
-    n = int(DURATION * FPS)
+    n = int(duration * FPS)
     times = np.arange(n) / FPS
     pool_a, mouth_a = _pool(media / "single_face.mp4", 0.0, 1.3)
     pool_b, mouth_b = _pool(media / "WolfgangLanger_Pexels.mp4", 4.9, 6.7)
-    rng = np.random.default_rng(12)
+    rng = np.random.default_rng(seed)
     pick_a = _pick(mouth_a, _rhythm(rng, n, LEAD_IN))
     pick_b = _pick(mouth_b, _rhythm(rng, n, LEAD_IN / 2))  # B starts moving its lips first
     frames = [np.hstack([pool_a[i], pool_b[j]]) for i, j in zip(pick_a, pick_b)]
@@ -209,16 +217,16 @@ def build(folder: Path, media: Path) -> Scene:
                 side[k] = mouth_opening(f)
     finally:
         lm.close()
-    scene = Scene(folder, times, {"a": ma, "b": mb})
+    scene = Scene(folder, times, {"a": ma, "b": mb}, switch_at=duration / 2)
     ga, gb = _gain(ma), _gain(mb)
-    half = times < SWITCH_AT
+    half = times < scene.switch_at
     # the shift (2–5 s) whose audio correlates least with either mouth: it follows neither
     mouths = [np.nan_to_num(m, nan=float(np.nanmin(m))) for m in (ma, mb)]
 
     def shifted_by(s: float) -> np.ndarray:
-        return np.interp((times + s) % DURATION, times, ga)
+        return np.interp((times + s) % duration, times, ga)
 
-    shift = min(np.arange(2.0, 5.01, 0.25),
+    shift = min(np.arange(2.0, min(5.0, duration - 2.0) + 0.01, 0.25),
                 key=lambda s: max(abs(np.corrcoef(shifted_by(s), m)[0, 1]) for m in mouths))
     scene.neither_shift = float(shift)
     shifted = shifted_by(shift)
@@ -233,7 +241,7 @@ def build(folder: Path, media: Path) -> Scene:
         _encode(scene.path(name), frames, times, _audio(gain, times))
 
     # one real face, recorded as is (mouth nearly still), while someone else speaks
-    real, rt = _decode(media / "WolfgangLanger_Pexels.mp4", 0.0, 100.0)
+    real, rt = _decode(media / "WolfgangLanger_Pexels.mp4", 0.0, duration + 0.5)
     _, centre = _measure(real[:1], rt[:1])
     x0 = int(np.clip(centre[0, 0] - W / 2, 0, real[0].shape[1] - W))
     silent = [np.ascontiguousarray(f[:, x0 : x0 + W]) for f in real[: n]]
@@ -241,3 +249,80 @@ def build(folder: Path, media: Path) -> Scene:
     scene.gains["silent_face"], scene.speaker["silent_face"] = gain, np.full(n, "")
     _encode(scene.path("silent_face"), silent, times[: len(silent)], _audio(gain, times))
     return scene
+
+
+# -- the figures ----------------------------------------------------------------------------
+
+
+def analyse(path: Path, focus_at: tuple[float, str] | None = None, **overrides) -> list:
+    """The real engine and runner over one variant (``focus_at``: (media time, "a"/"b"): from
+    then on that face is selected, as a click in the window does).  Returns the FrameResults."""
+    from emotiond.engine import Engine
+    from emotiond.runner import run
+    from emotiond.sources import open_source
+
+    cfg = load_config(overrides=overrides)
+    src = open_source(path)
+    results, pending = [], [focus_at] if focus_at is not None else []
+    with Engine(cfg, source_info=src.info) as engine:
+        def on_result(r, _frame):
+            results.append(r)
+            if pending and r.t >= pending[0][0]:
+                face = next((f for f in r.faces if sides([r])[f.track_id] == pending[0][1]), None)
+                if face is not None:
+                    engine.set_focus(face.track_id)
+                    pending.clear()
+
+        run(src, engine, [], progress=False, on_result=on_result)
+    return results
+
+
+def sides(results) -> dict[int, str]:
+    """Track id -> "a" (left face) / "b" (right face)."""
+    side = {}
+    for r in results:
+        for f in r.faces:
+            side.setdefault(f.track_id, "a" if (f.bbox[0] + f.bbox[2]) / 2 < W else "b")
+    return side
+
+
+def primaries(results, side) -> np.ndarray:
+    return np.array([side.get(r.primary, "") if r.primary is not None else "" for r in results])
+
+
+def speakers(results, side, threshold: float = 0.5) -> np.ndarray:
+    """Per frame, the faces judged speaking ("", "a", "b" or "ab")."""
+    return np.array(["".join(side[f.track_id] for f in r.faces if (f.speaking or 0) >= threshold) for r in results])
+
+
+def measure(scene: Scene, variant: str, results) -> dict[str, float]:
+    """The issue's figures for one analysed variant:
+
+    * ``a``/``b``: ``primary`` — share of the speech frames on which the speaking face is the primary;
+    * ``switch``: ``latency`` — media time from B's first syllable after the switch to the first
+      frame whose primary is B; ``before`` — share of A's speech frames with A primary;
+      ``after`` — share of B's speech frames after that with B primary;
+    * ``neither``: ``marked`` — share of frames with a face judged speaking; ``offscreen`` —
+      share of the frames with voice evidence whose voice went to the off-screen entry;
+    * ``silent_face``: ``marked`` — share of frames on which the silent face is judged speaking.
+    """
+    side = sides(results)
+    who = scene.speaker[variant][: len(results)]
+    primary = primaries(results, side)
+    if variant in ("a", "b"):
+        speech = who != ""
+        return {"primary": float(np.mean(primary[speech] == who[speech]))}
+    if variant == "switch":
+        first_b = int(np.nonzero(who == "b")[0][0])
+        later = np.nonzero(primary[first_b:] == "b")[0]
+        moved = first_b + int(later[0]) if later.size else len(results)
+        t = np.array([r.t for r in results] + [results[-1].t + 1.0 / FPS])
+        after = who[moved:] == "b"
+        return {"latency": float(t[moved] - t[first_b]),
+                "before": float(np.mean(primary[who == "a"] == "a")),
+                "after": float(np.mean(primary[moved:][after] == "b")) if after.any() else 0.0}
+    marked = float(np.mean(speakers(results, side) != ""))
+    if variant == "neither":
+        voiced = [r for r in results if r.voice is not None]
+        return {"marked": marked, "offscreen": float(np.mean([r.offscreen is not None for r in voiced])) if voiced else 0.0}
+    return {"marked": marked}

@@ -11,13 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from emotiond.config import load_config
-from emotiond.engine import Engine
 from emotiond.face.landmarks import BLENDSHAPES
 from emotiond.face.speaking import JAW_OPEN, SpeakingParams, SyncSpeakerDetector, mouth_opening
-from emotiond.runner import run
 from emotiond.sinks import CSV_COLUMNS, csv_rows, to_record
-from emotiond.sources import open_source
 from emotiond.types import AudioChunk, FaceObservation
 from tests import avscene
 from tests.conftest import MEDIA
@@ -91,115 +87,88 @@ def test_mouth_opening_is_independent_of_face_size():
 
 
 # -- the scenes, end to end -----------------------------------------------------------------
+#
+# One 8 s scene (seed 12), each variant analysed once per session and shared by every test
+# below (the focus test rides on the "neither" run instead of a run of its own).  The bounds are what the design keeps on this scene with a margin; the figures over
+# many random scenes are in docs/fusion.md (`python benchmarks/speaking.py --quality`).
+
+FOCUS_AT = 4.0  # s: in the "neither" run, face A (the smaller) is selected from here on
 
 
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory):
-    return avscene.build(tmp_path_factory.mktemp("avscene"), MEDIA)
-
-
-def _analyse(path, **overrides):
-    cfg = load_config(overrides=overrides)
-    src = open_source(path)
-    results = []
-    with Engine(cfg, source_info=src.info) as engine:
-        run(src, engine, [], progress=False, on_result=lambda r, f: results.append(r))
-    return results
+    return avscene.build(tmp_path_factory.mktemp("avscene"), MEDIA, seed=12, duration=8.0)
 
 
 @pytest.fixture(scope="session")
 def voiceless(scene):
     """The two videos analysed without the voice (a, b, switch and neither share one video)."""
-    two = _analyse(scene.path("a"), **{"voice.enabled": False})
-    return {"a": two, "b": two, "silent_face": _analyse(scene.path("silent_face"), **{"voice.enabled": False})}
+    two = avscene.analyse(scene.path("a"), **{"voice.enabled": False})
+    return {"a": two, "b": two, "neither": two,
+            "silent_face": avscene.analyse(scene.path("silent_face"), **{"voice.enabled": False})}
 
 
 @pytest.fixture(scope="session")
 def runs(scene):
-    """Every variant through the real engine once: variant -> (results, track id -> "a"/"b")."""
+    """Every variant through the real engine once: variant -> (results, track id -> "a"/"b").
+    In "neither" face A is selected from FOCUS_AT on (the focus changes only the primary)."""
     out = {}
     for variant in ("a", "b", "switch", "neither", "silent_face"):
-        results = _analyse(scene.path(variant))
-        out[variant] = (results, _sides(results))
+        focus = (FOCUS_AT, "a") if variant == "neither" else None
+        results = avscene.analyse(scene.path(variant), focus_at=focus)
+        out[variant] = (results, avscene.sides(results))
     return out
 
 
-def _sides(results):
-    side = {}
-    for r in results:
-        for f in r.faces:
-            side.setdefault(f.track_id, "a" if (f.bbox[0] + f.bbox[2]) / 2 < avscene.W else "b")
-    return side
-
-
-def _primary(results, side):
-    return np.array([side.get(r.primary, "") if r.primary is not None else "" for r in results])
-
-
-def _speakers(results, side, threshold=0.5):
-    return np.array(["".join(side[f.track_id] for f in r.faces if (f.speaking or 0) >= threshold) for r in results])
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["a", "b"])
-def test_the_speaking_face_is_the_primary(scene, runs, variant):
+@pytest.mark.parametrize(("variant", "bound"), [("a", 0.93), ("b", 0.85)])
+def test_the_speaking_face_is_the_primary(scene, runs, variant, bound):
     results, side = runs[variant]
     assert sorted(side.values()) == ["a", "b"], "both faces keep one track each"
-    who = scene.speaker[variant][: len(results)]
-    speech = who != ""
-    primary = _primary(results, side)
-    share = float(np.mean(primary[speech] == who[speech]))
-    print(f"\n{variant}: the speaking face is primary on {share:.1%} of {speech.sum()} speech frames")
-    # The issue's goal is 90 %.  Measured on this scene: a 97 %, b 89-90 % (the detector gives
-    # the voice to A for ~0.4 s in b's second phrase, and the 1 s hold keeps A primary into the
-    # pause after it); the bound below only catches a regression.
-    assert share >= 0.85
+    share = avscene.measure(scene, variant, results)["primary"]
+    print(f"\n{variant}: the speaking face is primary on {share:.1%} of the speech frames")
+    # The issue's goal is 90 %.  Over 20 random 8 s scenes: a 97.7 % (worst 96.5 %), b 97.5 %
+    # (worst 88.8 %, in b the detector's short window takes A for the speaker for a moment and
+    # the 1 s hold keeps A primary into the pause after it).
+    assert share >= bound
 
 
 @pytest.mark.slow
 def test_attribution_follows_the_voice_to_the_other_face(scene, runs):
-    """The audio follows A, then (from 4 s) B: the primary moves to B soon after B speaks."""
-    results, side = runs["switch"]
-    who = scene.speaker["switch"][: len(results)]
-    primary = _primary(results, side)
-    t = np.array([r.t for r in results])
-    first_b = int(np.nonzero(who == "b")[0][0])
-    moved = first_b + int(np.nonzero(primary[first_b:] == "b")[0][0])
-    heard = np.array([(r.speech or 0) >= 0.5 for r in results])
-    speech_s = heard[first_b:moved].sum() / avscene.FPS
-    print(f"\nswitch: primary moved to B {t[moved] - t[first_b]:.2f} s after B's first syllable "
-          f"({speech_s:.2f} s of it with speech heard)")
-    assert speech_s <= 1.0, "attribution moves within 1 s of the new speaker's speech"
-    assert np.mean(primary[who == "a"] == "a") >= 0.85
-    after = who[moved:] == "b"
-    assert np.mean(primary[moved:][after] == "b") >= 0.9, "and stays with B while B speaks"
+    """The audio follows A, then (from half-time) B: the primary moves to B within 1 s of
+    media time after B's first syllable, and stays with B."""
+    results, _ = runs["switch"]
+    m = avscene.measure(scene, "switch", results)
+    print(f"\nswitch: primary moved to B {m['latency']:.2f} s (media time) after B's first syllable; "
+          f"A primary on {m['before']:.1%} of A's speech frames, B on {m['after']:.1%} of B's after the move")
+    assert m["latency"] <= 1.0, "attribution moves within 1 s of the new speaker's speech"
+    assert m["before"] >= 0.9
+    assert m["after"] >= 0.9, "and stays with B while B speaks"
 
 
 @pytest.mark.slow
-def test_speech_that_follows_neither_face_goes_to_the_offscreen_voice(runs):
-    results, side = runs["neither"]
-    speaking = _speakers(results, side)
-    marked = float(np.mean(speaking != ""))
+def test_speech_that_follows_neither_face_goes_to_the_offscreen_voice(scene, runs):
+    results, _ = runs["neither"]
+    m = avscene.measure(scene, "neither", results)
     voiced = [r for r in results if r.voice is not None]
-    offscreen = float(np.mean([r.offscreen is not None for r in voiced]))
-    print(f"\nneither: a face marked speaking on {marked:.1%} of frames; off-screen voice on {offscreen:.1%} "
-          f"of {len(voiced)} frames with voice evidence")
-    assert marked <= 0.1
-    assert len(voiced) >= 0.5 * len(results) and offscreen >= 0.9
+    print(f"\nneither: a face marked speaking on {m['marked']:.1%} of frames; off-screen voice on "
+          f"{m['offscreen']:.1%} of {len(voiced)} frames with voice evidence")
+    assert m["marked"] <= 0.1
+    assert len(voiced) >= 0.5 * len(results) and m["offscreen"] >= 0.9
     for r in voiced:
         if r.offscreen is not None:
             assert r.offscreen.shares == {"voice": 1.0}
 
 
 @pytest.mark.slow
-def test_a_silent_face_is_not_marked_while_someone_else_speaks(runs):
+def test_a_silent_face_is_not_marked_while_someone_else_speaks(scene, runs):
     results, side = runs["silent_face"]
     assert list(side.values()) == ["a"]
     speaking = [f.speaking for r in results for f in r.faces]
     heard = [r for r in results if (r.speech or 0) >= 0.5]
     print(f"\nsilent face: max P(speaking) {max(speaking):.2f} over {len(heard)} frames with speech heard")
     assert len(heard) >= 0.4 * len(results), "speech is heard"
-    assert np.mean([p >= 0.5 for p in speaking]) <= 0.02
+    assert avscene.measure(scene, "silent_face", results)["marked"] <= 0.01
     assert all(r.primary == r.faces[0].track_id for r in results if r.faces), "the only face is the primary"
 
 
@@ -210,9 +179,9 @@ def test_voice_never_changes_the_result_of_a_face_that_is_not_speaking(runs, voi
     analysed without the voice — on every frame before the detector first judges that face to
     be speaking (all of them for a face never judged speaking)."""
     results, side = runs[variant]
-    silent = voiceless["silent_face" if variant == "silent_face" else "a"]
+    silent = voiceless[variant]
     assert len(silent) == len(results)
-    side_q = _sides(silent)
+    side_q = avscene.sides(silent)
     never = 0
     for face in sorted(set(side.values())):
         compared = 0
@@ -251,16 +220,11 @@ def test_the_speaker_gets_the_voice_weighted_by_speaking(runs):
 
 
 @pytest.mark.slow
-def test_focus_selects_the_primary_while_nobody_visible_speaks(scene, runs):
-    """Speech off camera: the primary is the selected face (--focus / Engine.set_focus), not the largest."""
+def test_focus_selects_the_primary_while_nobody_visible_speaks(runs):
+    """Speech off camera: the primary is the largest face (B) until face A is selected
+    (Engine.set_focus, as --focus and a click in the window do), then A."""
     results, side = runs["neither"]
-    a_id = next(k for k, v in side.items() if v == "a")  # A is the smaller face
-    cfg = load_config()
-    src = open_source(scene.path("neither"))
-    focused = []
-    with Engine(cfg, source_info=src.info) as engine:
-        engine.set_focus(a_id)
-        run(src, engine, [], progress=False, on_result=lambda r, f: focused.append(r))
+
     def nobody(rs):  # frames with nobody visible judged speaking for over a second (the hold)
         out, last = [], -10.0
         for r in rs:
@@ -270,18 +234,19 @@ def test_focus_selects_the_primary_while_nobody_visible_speaks(scene, runs):
                 out.append(r)
         return out
 
-    quiet = nobody(focused)
-    assert len(quiet) >= 0.5 * len(focused)
-    assert all(r.primary == a_id for r in quiet)
-    default = nobody(results)
-    assert np.mean([side.get(r.primary) == "b" for r in default]) >= 0.98, "default: the largest face (B)"
+    quiet = nobody(results)
+    before = [r for r in quiet if r.t < FOCUS_AT]
+    after = [r for r in quiet if r.t > FOCUS_AT + 0.1]  # the result after the one that set it
+    assert len(before) >= 0.1 * len(results) and len(after) >= 0.25 * len(results)
+    assert all(side.get(r.primary) == "b" for r in before), "default: the largest face (B)"
+    assert all(side.get(r.primary) == "a" for r in after), "selected: A"
 
 
 @pytest.mark.slow
 def test_primary_does_not_flicker(runs):
     for variant in ("a", "b", "neither"):
         results, side = runs[variant]
-        primary = _primary(results, side)
+        primary = avscene.primaries(results, side)
         changes = int(np.sum(primary[1:] != primary[:-1]))
         assert changes <= 6, f"{variant}: the primary changed {changes} times in 8 s"
 

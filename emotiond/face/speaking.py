@@ -15,13 +15,27 @@ Per face track, at every video frame:
   ±``smooth`` around the instant asked for;
 * the correlation ``r(ℓ)`` of ``o(t)`` with ``e(t + ℓ)`` for lags ``ℓ`` from
   ``offset + lag_min`` to ``offset + lag_max`` (``offset``: the source's known audio–video
-  offset), over a sliding window with exponential weights (time constant ``window``):
-  running weighted moments E[o], E[e], E[o²], E[e²], E[o·e] per lag, updated once per
-  frame, so each frame costs O(lags) whatever the window;
+  offset), over two sliding windows with exponential weights: a long one (time constant
+  ``window``, 3 s: is this face in sync at all?) and a short one (``short_window``, 0.4 s:
+  who is in sync *now*?) — running weighted moments E[o], E[e], E[o²], E[e²], E[o·e] per
+  lag, updated once per frame, so each frame costs O(lags) whatever the windows;
+* **one lag for every face**: the audio–video lag is a property of the source, not of a
+  face, so the detector keeps a slowly averaged lag profile (the correlation per lag of the
+  face most in sync while speech is heard, time constant ``lag_window``) and judges every
+  face at its peak.  Taking each face's best lag at every frame instead gave every mouth
+  several chances per frame to match unrelated speech by accident — the main way an
+  off-screen voice used to land on a face;
 * how much the mouth moves, ``m = min(1, std(o) / mouth_ref)`` — a still mouth is no
-  evidence of speaking, and a mouth that moves while nothing is heard lowers ``r``;
-* the synchrony ``s = m · max_ℓ r(ℓ)`` and
-  ``P(speaking) = sigmoid((s − r0) / width) · gate``, where the gate is 0 while no speech
+  evidence of speaking, and a mouth that moves while nothing is heard lowers ``r``; a new
+  track's correlation is shrunk towards 0 by ``1 − exp(−age / warm)`` (a few samples
+  correlate by chance);
+* the synchrony ``s``: long ``L = m · r_long(lag)``, short ``S = m · r_short(lag)``.  The face
+  whose S leads every other face's by ``margin`` gets ``min(S, max over faces of L)`` — a new
+  speaker takes the turn as soon as the short window sees it, but only while somebody
+  visible has been in sync over the long window; every other face gets ``min(S, L)``, so
+  the previous speaker loses the turn as fast.  Speech that matches no visible mouth leaves
+  every L low, so nobody is marked however the short windows fluctuate;
+* ``P(speaking) = sigmoid((s − r0) / width) · gate``, where the gate is 0 while no speech
   is heard (the VAD's mean over the last ``presence_span`` s < ``speech_on``) and rises to
   1 at ``speech_full``.
 
@@ -65,13 +79,17 @@ def mouth_opening(face: FaceObservation) -> float:
 
 @dataclass(frozen=True)
 class SpeakingParams:
-    window: float = 0.8  # s, time constant of the exponentially weighted correlation
+    window: float = 3.0  # s, time constant of the long correlation window: is this face in sync at all
+    short_window: float = 0.4  # s, … of the short one: who is in sync now (0: no short window)
+    margin: float = 0.15  # short-window lead over the next face that makes a face the current leader
+    lag_window: float = 5.0  # s, time constant of the source's lag profile (0: best lag per face and frame)
+    warm: float = 0.5  # s, time constant of the shrinkage of a new track's correlation towards 0
     lag_min: float = -0.04  # s, audio earlier than the lips
     lag_max: float = 0.16  # s, audio later than the lips (the usual direction)
     lag_step: float = 0.04
     offset: float = 0.0  # s, known audio–video offset of the source (audio later = positive)
     mouth_ref: float = 0.02  # std of the mouth opening that counts as "moving"
-    r0: float = 0.55  # synchrony at which P(speaking) = ½ (before the speech gate)
+    r0: float = 0.45  # synchrony at which P(speaking) = ½ (before the speech gate)
     width: float = 0.08  # sigmoid width
     speech_on: float = 0.3  # VAD probability (mean over presence_span) from which speech is heard
     speech_full: float = 0.5  # … from which P(speaking) is not reduced any more
@@ -107,9 +125,13 @@ class SpeakerDetector(Protocol):
 class _Track:
     times: deque = field(default_factory=deque)  # frame times
     values: deque = field(default_factory=deque)  # mouth opening per frame
-    moments: tuple | None = None  # exponentially weighted (E[o], E[o²]), E[e], E[e²], E[o·e] per lag
+    moments: list | None = None  # per window: exponentially weighted (E[o], E[o²]), E[e], E[e²], E[o·e] per lag
     n: int = 0  # instants accumulated
-    score: float = 0.0  # synchrony: m · max over lags of the correlation
+    first: float | None = None  # the first instant accumulated
+    r: np.ndarray | None = None  # correlation per lag, long window
+    r_short: np.ndarray | None = None  # correlation per lag, short window
+    m: float = 0.0  # how much the mouth moves, 0..1
+    score: float = 0.0  # synchrony the probability is computed from
     last_seen: float = 0.0
 
 
@@ -136,6 +158,7 @@ class SyncSpeakerDetector:
         self._cum: tuple[np.ndarray, np.ndarray] | None = None  # cumulative sums of the bins
         self._vad: deque = deque()  # (t, vad) per frame
         self._last_eval: float | None = None
+        self._profile = np.zeros(self._lags.size)  # the speakers' correlation per lag, slowly averaged
 
     # -- audio -----------------------------------------------------------------
     def insert_audio(self, chunk: AudioChunk) -> None:
@@ -222,40 +245,93 @@ class SyncSpeakerDetector:
         env = self._envelope(end + self._lags) if fresh else None
         usable = env is not None and bool(np.all(np.isfinite(env)))
         env2 = env * env if usable else None
-        out = {}
-        for f in faces:
-            tr = self._tracks[f.track_id]
-            if usable:
+        trs = [self._tracks[f.track_id] for f in faces]
+        if usable:
+            for tr in trs:
                 self._accumulate(tr, end, dt, env, env2)
+        lag = self._lag(trs, dt, usable and presence >= p.speech_on)
+        self._score(trs, end, lag)
+        out = {}
+        for f, tr in zip(faces, trs):
             prob = 1.0 / (1.0 + math.exp(-(tr.score - p.r0) / p.width))
             out[f.track_id] = prob * gate
         return SpeakingState(speech=presence, speaking=out)
 
     def _accumulate(self, tr: _Track, end: float, dt: float, env: np.ndarray, env2: np.ndarray) -> None:
-        """Add the instant ``end`` to the track's exponentially weighted moments (time constant
-        ``window``) and recompute its synchrony."""
+        """Add the instant ``end`` to the track's exponentially weighted moments (time constants
+        ``window`` and ``short_window``) and recompute its correlations per lag."""
         if not tr.times or tr.times[0] > end or tr.times[-1] < end - 0.1:
             return  # the face was not seen around that instant
         o = _interp(tr.times, tr.values, end)
+        if tr.first is None:
+            tr.first = end
         tr.n += 1
-        a = max(1.0 - math.exp(-max(dt, 0.0) / self.p.window), 1.0 / tr.n)
+        windows = (self.p.window, self.p.short_window) if self.p.short_window > 0 else (self.p.window,)
         if tr.moments is None:
-            tr.moments = np.array([o, o * o]), env.copy(), env2.copy(), o * env
+            tr.moments = [(np.array([o, o * o]), env.copy(), env2.copy(), o * env) for _ in windows]
         else:
-            mo, me, mee, moe = tr.moments
-            mo += a * (np.array([o, o * o]) - mo)
-            me += a * (env - me)
-            mee += a * (env2 - mee)
-            moe += a * (o * env - moe)
-        mo, me, mee, moe = tr.moments
-        vo = max(float(mo[1] - mo[0] * mo[0]), 0.0)
-        if tr.n < 4 or vo <= 1e-12:
-            tr.score = 0.0
+            for w, (mo, me, mee, moe) in zip(windows, tr.moments):
+                a = max(1.0 - math.exp(-max(dt, 0.0) / w), 1.0 / tr.n)
+                mo += a * (np.array([o, o * o]) - mo)
+                me += a * (env - me)
+                mee += a * (env2 - mee)
+                moe += a * (o * env - moe)
+        rs = []
+        for mo, me, mee, moe in tr.moments:
+            vo = max(float(mo[1] - mo[0] * mo[0]), 0.0)
+            if tr.n < 4 or vo <= 1e-12:
+                rs.append(None)
+                continue
+            ve = mee - me * me
+            r = (moe - mo[0] * me) / np.sqrt(np.maximum(ve, 1e-12) * vo)
+            r[ve <= 1e-12] = 0.0
+            rs.append(r)
+        mo = tr.moments[0][0]
+        tr.m = min(1.0, math.sqrt(max(float(mo[1] - mo[0] * mo[0]), 0.0)) / self.p.mouth_ref)
+        tr.r = rs[0]
+        tr.r_short = rs[1] if len(rs) > 1 else None
+
+    def _lag(self, trs: list[_Track], dt: float, speech: bool) -> int | None:
+        """The lag (index) every face is judged at: the source's audio–video lag, the peak of the
+        lag profile — the correlation per lag of the face most in sync, averaged over
+        ``lag_window`` while speech is heard.  None (``lag_window`` 0): each face's best lag."""
+        p = self.p
+        if p.lag_window <= 0:
+            return None
+        if speech:
+            best = max((tr for tr in trs if tr.r is not None), default=None, key=lambda tr: tr.m * float(tr.r.max()))
+            if best is not None:
+                self._profile += (1.0 - math.exp(-max(dt, 0.0) / p.lag_window)) * (best.m * best.r - self._profile)
+        if not self._profile.any():  # no evidence yet: the lag nearest the known offset
+            return int(np.argmin(np.abs(self._lags - p.offset)))
+        return int(np.argmax(self._profile))
+
+    def _score(self, trs: list[_Track], end: float, lag: int | None) -> None:
+        """Each face's synchrony.  Long window: m · r(lag), shrunk towards 0 while the track is
+        new.  With a short window, the faces compete for *who* is in sync now: the face whose
+        short-window synchrony leads the others by ``margin`` gets min(short, the best long
+        synchrony of all faces) — it takes over a turn as fast as the short window sees it,
+        but only while somebody visible has been in sync over the long window; every other
+        face gets min(short, long), so it loses a turn as fast."""
+        p = self.p
+
+        def at(r: np.ndarray | None) -> float:
+            return 0.0 if r is None else float(r.max() if lag is None else r[lag])
+
+        long, short = [], []
+        for tr in trs:
+            shrink = tr.m * (1.0 - math.exp(-(end - tr.first) / p.warm) if p.warm > 0 and tr.first is not None else 1.0)
+            long.append(shrink * at(tr.r))
+            short.append(shrink * at(tr.r_short))
+        if p.short_window <= 0 or not trs:
+            for tr, s in zip(trs, long):
+                tr.score = s
             return
-        ve = mee - me * me
-        r = (moe - mo[0] * me) / np.sqrt(np.maximum(ve, 1e-12) * vo)
-        r[ve <= 1e-12] = 0.0
-        tr.score = min(1.0, math.sqrt(vo) / self.p.mouth_ref) * float(r.max())
+        order = sorted(range(len(trs)), key=lambda i: -short[i])
+        lead = order[0] if len(order) == 1 or short[order[0]] >= short[order[1]] + p.margin else None
+        top = max(long)
+        for i, tr in enumerate(trs):
+            tr.score = min(short[i], top if i == lead else long[i])
 
     def _presence(self, start: float, end: float) -> float:
         """Speech presence of [start, end]: mean VAD probability of the frames in it; without a
