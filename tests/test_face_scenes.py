@@ -278,10 +278,30 @@ def test_action_units_move_the_right_way(still_tools):
     cry, laugh = mean_aus(CRYING), mean_aus(LAUGHING)
     a = dict(zip(aus.NAMES, zip(cry, laugh)))
     assert a["AU12"][1] > a["AU12"][0] + 0.1, a["AU12"]  # lip corners pulled: laughing
+    assert a["AU06"][1] > a["AU06"][0] + 0.15, a["AU06"]  # cheeks raised, open eyes narrowed: laughing
     assert a["AU25"][1] > a["AU25"][0] + 0.1, a["AU25"]  # lips parted: laughing
+    assert a["AU04"][0] > a["AU04"][1] + 0.1, a["AU04"]  # brows lowered: crying
+    assert a["AU15"][0] > 2 * a["AU15"][1] and a["AU15"][0] > a["AU15"][1] + 0.02, a["AU15"]  # corners down: crying
     assert a["AU45"][0] > a["AU45"][1] + 0.1, a["AU45"]  # eyes shut: crying
-    # mediapipe's cheekSquint / browDown / mouthFrown hardly move on this clip and browInnerUp
-    # moves in both parts, so AU6, AU4, AU15 and AU1 do not separate crying from laughing here
-    # (docs/log-format.md says so); they stay in [0, 1]
+    # AU1: she raises her whole brows while laughing too (AU1+2, visible from frame 300 on), so
+    # over the whole crying part AU1 is only about level; where her crying brows are oblique
+    # (frames 0–27, inner corners up: the AU1+4 "grief" brow) it is well above laughing
+    grief = mean_aus([i for i in CRYING if i <= 27])
+    assert grief[aus.NAMES.index("AU01")] > a["AU01"][1] + 0.15, (grief[aus.NAMES.index("AU01")], a["AU01"])
     assert ((cry >= 0) & (cry <= 1) & (laugh >= 0) & (laugh <= 1)).all()
     assert len(aus.NAMES) >= 18 and {"AU01", "AU02", "AU25", "AU26", "AU45"} <= set(aus.NAMES)
+
+
+def test_action_units_on_a_clip_not_used_for_calibration(still_tools):
+    """single_face.mp4 (another person, another camera): neutral for the first half second,
+    then a smile with teeth.  The AU calibration (emotiond/face/aus.py) was read off the
+    Pexels clip only."""
+    lm = still_tools[0]
+    with av.open(str(media("single_face.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i <= 60 and i % 6 == 0]
+    au = np.array([aus.action_units(lm.detect(f)[0].blendshapes) for f in frames])
+    neutral, smile = au[:3].mean(axis=0), au[-5:].mean(axis=0)  # frames 0–12 and 36–60
+    k = aus.NAMES.index
+    assert smile[k("AU12")] > neutral[k("AU12")] + 0.5, (neutral[k("AU12")], smile[k("AU12")])
+    assert smile[k("AU06")] > neutral[k("AU06")] + 0.1, (neutral[k("AU06")], smile[k("AU06")])
+    assert au[:, k("AU04")].max() < 0.3 and au[:, k("AU15")].max() < 0.3  # no frown on this face
