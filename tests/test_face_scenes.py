@@ -227,6 +227,25 @@ def test_covered_mouth_or_eyes_or_darkness_halve_reliability(still_tools, clip_f
             assert f.label == "uncertain" or f.reliability < 0.5
 
 
+def test_blur_halves_reliability(still_tools, clip_faces):
+    """Gaussian blur of σ = 2 % of the face height (~5 px on the 640×360 clip: a face out of
+    focus or moving fast) at least halves the reliability; σ = 0.5 % (soft, still readable)
+    keeps most of it."""
+    for i, img in clip_faces.items():
+        up = read_face(still_tools, img)
+        h = up.bbox[3] - up.bbox[1]
+        soft = read_face(still_tools, cv2.GaussianBlur(img, (0, 0), 0.005 * h))
+        assert soft.reliability >= 0.8 * up.reliability, (i, soft.reliability, up.reliability)
+        blurry = cv2.GaussianBlur(img, (0, 0), 0.02 * h)
+        faces = still_tools[0].detect(blurry)
+        if not faces:
+            continue  # not even found: nothing confident is said either
+        face_emotions(still_tools[1], blurry, faces, 0.3)
+        blurred = faces[0]
+        assert blurred.reliability <= 0.5 * up.reliability, (i, blurred.reliability, up.reliability)
+        assert blurred.label == "uncertain" or blurred.reliability < 0.5
+
+
 def test_tiny_faces_are_uncertain(still_tools, clip_faces):
     img = clip_faces[380]
     small = cv2.resize(img, (64, 36), interpolation=cv2.INTER_AREA)  # a ~26 px face

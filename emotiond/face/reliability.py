@@ -11,11 +11,19 @@ model sees (emotiond/face/align.py), with the face's landmarks mapped into it:
   washed-out or low-contrast faces have little of either);
 * ``eyes`` / ``mouth`` — visibility of the regions that carry the expression: texture
   (gray standard deviation) of the eye band and of the mouth region relative to the whole
-  face; a hand, a mask, a box over them flattens it.  The lower of the two counts.
+  face; a hand, a mask, a box over them flattens it.  The lower of the two counts;
+* ``sharp`` — blur (defocus, motion, a face upscaled from few pixels): the mean squared
+  Laplacian inside the face oval (edge of the oval left out) divided by the gray variance
+  there, i.e. how much of the face's contrast sits in fine detail.  Dividing by the variance
+  makes it independent of brightness and contrast (a darkened face keeps its value, ``light``
+  counts that).  Sharp faces read 0.47–1.45 (Pexels clip, single_face.jpg/.mp4, the five
+  faces of multi_face.jpg); a Gaussian blur of σ = 1 % of the face height gives 0.27–0.59,
+  2 % 0.08–0.19, 3 % ~0.04; JPEG quality 10 does not lower it.  ``sharp`` is 1 from
+  :data:`SHARP_OK` and 0 at :data:`BLUR_FLOOR`.
 
-``reliability = quality · pixels · light · min(eyes, mouth)``.  The constants were set on
+``reliability = quality · pixels · light · min(eyes, mouth) · sharp``.  The constants were set on
 the Pexels clip (``../shared/media``) and on copies made from it with the mouth or the eyes
-covered, darkened, shrunk and turned (tests/test_reliability.py rebuilds that material and
+covered, darkened, blurred, shrunk and turned (tests/test_face_scenes.py rebuilds that material and
 checks the calibration).  Below ``face.uncertain_below`` the face's label is "uncertain".
 """
 
@@ -32,6 +40,8 @@ CONTRAST_OK = 24.0  # gray std (0–255) inside the face oval at which light = 1
 BRIGHT_OK = 60.0  # mean gray inside the face oval at which light = 1
 REGION_OK = 0.40  # region std / face std at which a region counts as fully visible (clip: open eyes ~0.8, laughing closed eyes ~0.4, mouth ~0.9)
 REGION_FLOOR = 0.12  # ... and fully hidden at or below this (a flat box: ~0.0–0.05)
+SHARP_OK = 0.35  # Laplacian energy / variance inside the face at which sharp = 1 (sharp faces: 0.47–1.45)
+BLUR_FLOOR = 0.08  # ... and 0 at or below this (σ = 2 % of the face height: 0.08–0.19)
 MIN_PX, OK_PX = 16.0, 32.0  # face height (px) for pixels = 0 and = 1
 
 # mediapipe face-mesh landmark sets
@@ -41,6 +51,7 @@ RIGHT_EYE = [33, 133, 159, 145, 160, 144, 158, 153]
 LEFT_EYE = [362, 263, 386, 374, 385, 380, 387, 373]
 EYES = RIGHT_EYE + LEFT_EYE
 MOUTH = [61, 291, 0, 17, 13, 14, 37, 267, 84, 314, 40, 270, 91, 321, 185, 409, 181, 405]
+_ERODE = np.ones((5, 5), np.uint8)
 _USED = np.array(sorted(set(FACE_OVAL + EYES + MOUTH)))
 
 
@@ -68,6 +79,10 @@ def signals(crop: np.ndarray, landmarks: np.ndarray, bbox) -> dict[str, float]:
     mask = np.zeros(crop.shape, np.uint8)
     cv2.fillPoly(mask, [np.round(pts[FACE_OVAL]).astype(np.int32)], 1)
     inside = g[mask > 0]
+    core = cv2.erode(mask, _ERODE) > 0  # the oval's own edge (face against background) left out
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1)
+    var = float(g[core].var()) if core.sum() > 16 else 0.0
+    sharp = _unit((float((lap[core] ** 2).mean()) / var - BLUR_FLOOR) / (SHARP_OK - BLUR_FLOOR)) if var > 1e-6 else 0.0
     face_std = float(inside.std()) if inside.size > 16 else float(g.std())
     mean = float(inside.mean()) if inside.size > 16 else float(g.mean())
     light = _unit(face_std / CONTRAST_OK) * _unit(mean / BRIGHT_OK)
@@ -80,8 +95,9 @@ def signals(crop: np.ndarray, landmarks: np.ndarray, bbox) -> dict[str, float]:
     height = float(bbox[3] - bbox[1])
     pixels = _unit((height - MIN_PX) / (OK_PX - MIN_PX))
     eyes = max(vis(RIGHT_EYE), vis(LEFT_EYE))  # one eye visible carries the eye region (closed laughing eyes are flat)
-    return {"pixels": pixels, "light": light, "eyes": eyes, "mouth": vis(MOUTH)}
+    return {"pixels": pixels, "light": light, "eyes": eyes, "mouth": vis(MOUTH), "sharp": sharp}
 
 
 def reliability(quality: float, sig: dict[str, float]) -> float:
-    return float(np.clip(quality * sig["pixels"] * sig["light"] * min(sig["eyes"], sig["mouth"]), 0.0, 1.0))
+    readable = sig["pixels"] * sig["light"] * min(sig["eyes"], sig["mouth"]) * sig.get("sharp", 1.0)
+    return float(np.clip(quality * readable, 0.0, 1.0))
