@@ -14,8 +14,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/emotiond
 
+# Two workers for the tests that do not watch the wall clock (grouped by file, so a file's
+# fixtures are built once), then the `serial` ones alone; fails if either part fails.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
+	@export QT_QPA_PLATFORM=offscreen; \
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not serial"; a=$$?; \
+	$(VENV)/bin/python -m pytest -q -p no:xdist -m serial; b=$$?; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ]
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/pipeline.py

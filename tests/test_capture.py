@@ -23,6 +23,8 @@ from emotiond.sources.live import LiveSource
 from emotiond.types import VideoFrame
 from tests.simdevices import SimCamera, SimMicrophone, click_times, frame_index_of
 
+pytestmark = pytest.mark.serial  # watches the wall clock: run alone, after the parallel part (make test)
+
 RATE = 48000
 AV_BUDGET = 0.045  # seconds: the required A/V alignment
 

@@ -33,7 +33,7 @@ from emotiond.recording import METADATA_FILE
 from emotiond.sources.session import SessionSource, read_predictions
 from emotiond.types import AudioChunk, VideoFrame
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # kill instants: alone, after the parallel part
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LOSS = 0.5  # seconds of media (the promise)

@@ -407,6 +407,7 @@ def _watch_media_time(w, qtbot, until: str = "ended", timeout: float = 60.0) -> 
     return seen
 
 
+@pytest.mark.serial  # watches the wall clock
 def test_a_file_plays_in_real_time(make_window, qtbot, no_face_mp4):
     """B1: no_face.mp4 (3.9 s, its audio decoded up to 1 s ahead of its video) used to take
     ~100 s in the window.  The media time shown must advance with the wall clock (±10 %)."""

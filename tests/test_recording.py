@@ -26,6 +26,8 @@ from emotiond.sources.session import SessionSource, is_session, read_predictions
 from emotiond.types import AudioChunk, VideoFrame
 from tests.simdevices import SimCamera, SimMicrophone, click_times
 
+pytestmark = pytest.mark.serial  # watches the wall clock: run alone, after the parallel part (make test)
+
 REPO = Path(__file__).resolve().parents[1]
 RATE = 48000
 

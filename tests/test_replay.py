@@ -26,6 +26,8 @@ from emotiond.sources.session import SessionSource, read_predictions
 from emotiond.types import AudioChunk, VideoFrame
 from tests.simdevices import SimCamera, SimMicrophone, face_frames, speech_signal
 
+pytestmark = pytest.mark.serial  # watches the wall clock: run alone, after the parallel part (make test)
+
 # Replaying a session (the frames analysed live) reproduces the live predictions within
 # these bounds: the media was re-encoded (H.264 crf 23, AAC 96 kb/s).  Measured: fused
 # max |Δp| ≈ 0.01, labels 100 % on the single-face clip.  Documented in docs/recording.md.
