@@ -68,6 +68,24 @@ def test_detector_says_nobody_in_silence_or_with_a_still_mouth():
     assert max(s.speaking[1] for s in states) == 0.0
 
 
+def test_every_face_is_judged_at_the_sources_lag():
+    """The audio–video lag belongs to the source: a second mouth that matches the sound only at
+    another lag (0.12 s later, half its movement unrelated) is not taken for a speaker while
+    the speaker's mouth matches at the source's lag.  Judged at its own best lag it would be
+    (that per-face freedom is how unrelated speech used to land on a face)."""
+    rng = np.random.default_rng(4)
+    n, lag = 250, 3  # frames at 25 fps: 0.12 s
+    syll = np.clip(np.convolve(rng.random(n + lag) > 0.6, np.ones(4) / 4, "same"), 0, 1)
+    noise = np.clip(np.convolve(rng.random(n + lag) > 0.6, np.ones(4) / 4, "same"), 0, 1)
+    speaker, other = 0.3 * syll[:n], 0.3 * (0.6 * syll[lag:] + 0.4 * noise[:n])
+    env = syll[:n]
+    for params, other_marked in ((SpeakingParams(), False), (SpeakingParams(lag_window=0, short_window=0), True)):
+        late = _drive(SyncSpeakerDetector(params), [speaker, other], env, np.ones(n))[100:]
+        assert np.mean([s.speaking[1] >= 0.5 for s in late]) > 0.9
+        marked = np.mean([s.speaking[2] >= 0.5 for s in late])
+        assert (marked > 0.5) if other_marked else (marked < 0.05), (params, marked)
+
+
 def test_detector_honours_a_known_audio_video_offset():
     """Audio 0.4 s late (outside the default lag range): found only once the offset is set."""
     rng = np.random.default_rng(3)
