@@ -14,8 +14,9 @@ Pure state machine, no I/O (docs/fusion.md, "Who is talking").  Per frame it get
 * **the primary person** the frame-level result speaks for — the active speaker while
   someone speaks, otherwise the face the user selected (:meth:`People.set_focus`), otherwise
   the largest face, with hysteresis: the last speaker stays primary for ``hold`` seconds
-  after they stop talking (pauses between phrases), and another face takes over from the
-  largest only when it is clearly larger (``switch_ratio``).
+  after they stop talking (pauses between phrases) — at most as long as their turn lasted —
+  and another face takes over from the largest only when it is clearly larger
+  (``switch_ratio``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class People:
         self._owner_weight = 0.0
         self._primary: int | None = None
         self._last_speaker: tuple[int, float] | None = None  # (track id, last time judged speaking)
+        self._turn_start = 0.0  # when the last speaker's turn began
         self.focus: int | None = None
         self._unfocused = False  # the focus was just cleared: the largest face, without hysteresis
 
@@ -114,6 +116,8 @@ class People:
                 else:
                     self._owner, self._owner_weight = OFFSCREEN, 1.0
         if speaker is not None:
+            if self._last_speaker is None or self._last_speaker[0] != speaker or t - self._last_speaker[1] > self.hold:
+                self._turn_start = t  # a new turn (another face, or after a silence longer than the hold)
             self._last_speaker = (speaker, t)
         primary = self._choose_primary(t, faces, speaker)
         if speaking is None:  # no speaker detection: the voice joins the primary face, or is off screen
@@ -155,8 +159,11 @@ class People:
         ids = {f.track_id for f in usable}
         if speaker is not None and speaker in ids:
             return speaker
-        if self._last_speaker is not None and t - self._last_speaker[1] <= self.hold and self._last_speaker[0] in ids:
-            return self._last_speaker[0]  # a pause between phrases: the speaker stays primary
+        if (self._last_speaker is not None and self._last_speaker[0] in ids
+                and t - self._last_speaker[1] <= min(self.hold, self._last_speaker[1] - self._turn_start)):
+            # a pause between phrases: the speaker stays primary — for at most as long as their
+            # turn has lasted, so a moment's misjudgement does not hold the primary for a second
+            return self._last_speaker[0]
         focus = self.focus
         if focus is not None and focus in ids:
             return focus

@@ -139,15 +139,15 @@ def runs(scene):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("variant", "bound"), [("a", 0.93), ("b", 0.85)])
+@pytest.mark.parametrize(("variant", "bound"), [("a", 0.93), ("b", 0.93)])
 def test_the_speaking_face_is_the_primary(scene, runs, variant, bound):
     results, side = runs[variant]
     assert sorted(side.values()) == ["a", "b"], "both faces keep one track each"
     share = avscene.measure(scene, variant, results)["primary"]
     print(f"\n{variant}: the speaking face is primary on {share:.1%} of the speech frames")
-    # The goal is 90 %.  Over 20 random 8 s scenes: a 97.7 % (worst 96.5 %), b 97.5 %
-    # (worst 88.8 %, in b the detector's short window takes A for the speaker for a moment and
-    # the 1 s hold keeps A primary into the pause after it).
+    # The goal is 90 %.  This scene: a 97.3 %, b 96.9 %.  Over 28 random 8 s scenes
+    # (docs/fusion.md): a 97.5 % (worst 93.9 %), b 98.4 % (worst 85.7 %: a scene whose other
+    # mouth also moves with the voice at the start).
     assert share >= bound
 
 
@@ -217,7 +217,7 @@ def test_voice_never_changes_the_result_of_a_face_that_is_not_speaking(runs, voi
         else:
             never += 1
             assert compared >= 0.8 * len(results), f"{face}: never judged speaking, compared on every frame"
-    if variant in ("a", "silent_face"):  # in b the detector briefly takes A for the speaker (see above)
+    if variant in ("a", "silent_face"):  # in b the detector takes A for the speaker for a moment
         assert never >= 1, "the face that does not speak is never judged speaking"
     # …while the voice did reach someone: the speaker's own result, or the off-screen voice
     with_voice = [r for r in results if r.voice is not None]
