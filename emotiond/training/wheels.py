@@ -32,7 +32,14 @@ def fetch_wheel(requirement: str, filename: str, sha256: str, cache: Path, sdist
         only = ["--no-build-isolation", "--no-binary", name] if sdist else ["--only-binary=:all:"]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *only, requirement, "-d", str(cache)]
         print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode != 0:
+            if not sdist:
+                raise SystemExit(f"pip could not download {requirement}")
+            # the sdist's metadata needs build requirements this environment lacks (e.g. `wheel`
+            # without the [train] extra): let pip fetch them into an isolated build environment
+            cmd.remove("--no-build-isolation")
+            print("+", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
     digest = sha256_file(wheel)
     if digest != sha256:
         raise SystemExit(f"{wheel}: sha256 {digest} != expected {sha256}; delete it and rerun")
