@@ -57,7 +57,10 @@ class VoiceTrack:
         self._window = self.params.window_samples
         self._resampler: Resampler | None = None
         self._rate: int | None = None
-        self._buf = np.zeros(0, dtype=np.float32)  # the last `window` samples at 16 kHz
+        # the last `window` samples at 16 kHz, as a ring (written in place every 32 ms, read in
+        # order only when a window is evaluated; zeros before the first samples)
+        self._ring = np.zeros(self._window, dtype=np.float32)
+        self._ring_pos = 0  # where the next sample goes (= the oldest sample once full)
         self._pending = np.zeros(0, dtype=np.float32)  # resampled audio not yet a whole VAD chunk
         self._vad_probs: deque[tuple[float, float]] = deque(maxlen=int(self.params.window_s * SAMPLE_RATE / CHUNK) + 1)
         self._t0: float | None = None  # source time of the first 16 kHz sample
@@ -152,7 +155,7 @@ class VoiceTrack:
         n_steps = self._pending.size // CHUNK
         for i in range(n_steps):
             piece = self._pending[i * CHUNK : (i + 1) * CHUNK]
-            self._buf = np.concatenate([self._buf, piece])[-self._window :]
+            self._write_ring(piece)
             self._frames.push(piece)
             self._n += CHUNK
             for t, p in self.vad.push(piece):
@@ -168,10 +171,20 @@ class VoiceTrack:
                 self._next_eval = self.time + self.hop
         self._pending = self._pending[n_steps * CHUNK :].copy()
 
+    def _write_ring(self, piece: np.ndarray) -> None:
+        n, pos = piece.size, self._ring_pos
+        if n >= self._window:
+            self._ring[:] = piece[-self._window :]
+            self._ring_pos = 0
+            return
+        first = min(n, self._window - pos)
+        self._ring[pos : pos + first] = piece[:first]
+        self._ring[: n - first] = piece[first:]
+        self._ring_pos = (pos + n) % self._window
+
     def _evaluate(self) -> None:
-        window = self._buf
-        if window.size < self._window:
-            window = np.concatenate([np.zeros(self._window - window.size, np.float32), window])
+        # the last `window` samples, oldest first (zero-padded at the front before the ring is full)
+        window = np.concatenate([self._ring[self._ring_pos :], self._ring[: self._ring_pos]])
         speech = float(np.mean([p for _, p in self._vad_probs] or [0.0]))
         frames = self._frames.window()
         if not self.background:

@@ -176,3 +176,40 @@ def test_short_audio_tail_is_analysed(tmp_path):
     assert len(recs) == 1
     assert recs[0]["t"] == pytest.approx(0.2, abs=0.033)  # the tail is padded to one 32 ms VAD chunk
     assert recs[0]["speech"] is not None
+
+
+
+def test_streamed_windows_and_frames_equal_the_offline_ones():
+    """The track keeps its last 2 s in a ring and FrameStream analyses each 10 ms frame once (both
+    without copying their buffers every 32 ms): every window the track evaluates must be the last
+    2 s of the stream (zeros before its start), and its frames those prosody.frames computes on
+    the same samples — also after a silence longer than FrameStream keeps (it trims there)."""
+    import soundfile as sf
+
+    from emotiond.audio import features, prosody
+    from emotiond.audio.vad import VoiceActivity
+    from emotiond.audio.voice_model import VoiceEmotionModel
+    from emotiond.voice import VoiceTrack
+
+    x, sr = sf.read(SPEECH, dtype="float32")
+    x = x[: int(3.5 * sr)]
+    x = np.concatenate([x, np.zeros(6 * sr, np.float32), x])
+    y = features.to_16k_mono(x, sr)  # the whole-signal resampling the stream must equal
+    track = VoiceTrack(VoiceActivity.from_registry(), VoiceEmotionModel.from_registry(provider="cpu"), hop=0.5)
+    seen = []
+    track._score = lambda window, speech, frames: seen.append((track._n, window.copy(), frames))
+    step = sr // 50
+    for i in range(0, x.size, step):
+        track.insert(AudioChunk(i / sr, x[i : i + step], sr))
+    w = track.params.window_samples
+    assert len(seen) >= 6 and seen[0][0] < w and seen[-1][0] > 9.5 * 16000  # short, full, after the silence
+    for n, window, frames in seen:
+        want = np.concatenate([np.zeros(max(0, w - n), np.float32), y[max(0, n - w) : n]])
+        np.testing.assert_allclose(window, want, atol=1e-5)
+        # frames sit on a 10 ms grid from the start of the stream; the window holds the last 197
+        grid = prosody._frame(y[:n])
+        ref = prosody._finish(prosody._raw(grid[-frames.energy_db.size :]))
+        assert frames.energy_db.size == min(grid.shape[0], 1 + (w - prosody.FRAME) // prosody.HOP)
+        np.testing.assert_allclose(frames.energy_db, ref.energy_db, atol=1e-2)
+        np.testing.assert_allclose(frames.voicing, ref.voicing, atol=1e-3)
+        np.testing.assert_allclose(frames.mfcc, ref.mfcc, atol=1e-2)

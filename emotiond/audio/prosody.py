@@ -160,30 +160,46 @@ class FrameStream:
     def __init__(self, window: int = 2 * SR):
         self.n_frames = 1 + (window - FRAME) // HOP
         self._tail = np.zeros(0, np.float32)  # samples from the next frame's start on
+        self._pushed: list[np.ndarray] = []  # samples pushed after _tail, joined once per window()
+        self._size = 0  # samples in _tail and _pushed
         self._raw: dict[str, np.ndarray] | None = None
 
     def push(self, x16k: np.ndarray) -> None:
-        """Append samples (cheap: frames are computed in :meth:`window`, in one batch)."""
-        self._tail = np.concatenate([self._tail, np.asarray(x16k, dtype=np.float32)])
+        """Append samples (cheap: no copy of what is buffered; frames are computed in
+        :meth:`window`, in one batch)."""
+        x = np.array(x16k, dtype=np.float32)  # a copy: the caller may reuse its buffer
+        self._pushed.append(x)
+        self._size += x.size
         limit = self.n_frames * HOP + FRAME
-        if self._tail.size > 2 * limit:  # long silence without evaluations: older audio is never needed
-            drop = ((self._tail.size - limit) // HOP) * HOP
-            self._tail = self._tail[drop:]
+        if self._size > 2 * limit:  # long silence without evaluations: older audio is never needed
+            buf = self._join()
+            drop = ((buf.size - limit) // HOP) * HOP
+            self._tail = buf[drop:]
+            self._size = self._tail.size
             self._raw = None  # the cached frames are older still
+
+    def _join(self) -> np.ndarray:
+        if self._pushed:
+            self._tail = np.concatenate([self._tail, *self._pushed])
+            self._pushed = []
+        return self._tail
 
     def reset(self) -> None:
         self._tail = np.zeros(0, np.float32)
+        self._pushed = []
+        self._size = 0
         self._raw = None
 
     def window(self) -> Frames | None:
         """Frames of the last ``window`` samples pushed (None before the first whole frame)."""
-        buf = self._tail
+        buf = self._join()
         if buf.size >= FRAME:
             n = 1 + (buf.size - FRAME) // HOP  # complete frames not yet analysed
             start = max(0, n - self.n_frames)  # frames older than the window are never needed
             idx = np.arange(FRAME)[None, :] + HOP * np.arange(start, n)[:, None]
             new = _raw(buf[idx])
             self._tail = buf[n * HOP :]
+            self._size = self._tail.size
             self._raw = new if self._raw is None or start > 0 else {
                 k: np.concatenate([self._raw[k], v], axis=-1)[..., -self.n_frames :] for k, v in new.items()}
         return None if self._raw is None else _finish(self._raw)
@@ -263,8 +279,9 @@ def speech_cues(fr: Frames) -> dict[str, float]:
         full = np.all(np.isfinite(win), axis=1)
         rng_ = np.where(full, np.nanmax(np.where(np.isfinite(win), win, -1e9), axis=1)
                         - np.nanmin(np.where(np.isfinite(win), win, 1e9), axis=1), np.inf)
-        for i in np.nonzero(rng_ < 0.6)[0]:  # 150 ms within 0.6 semitone: a held note
-            steady[i : i + L] = True
+        # 150 ms within 0.6 semitone: a held note; every frame of such a stretch is steady
+        held = (rng_ < 0.6).astype(np.int64)
+        steady = np.convolve(held, np.ones(L, np.int64))[:n] > 0
     steady_frac = float(steady.sum() / max(1, v.sum()))
     # syllabic energy modulation: share of the envelope's modulation power at 2-9 Hz
     env = 10 ** (fr.energy_db / 20)
