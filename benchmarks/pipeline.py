@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,13 @@ def first_result_latency(clip: Path) -> float:
     return dt
 
 
+def cpu_seconds() -> float:
+    """user + sys CPU seconds of this process so far (all threads): less sensitive to a loaded
+    machine than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", nargs="?", default=str(DEFAULT_CLIP))
@@ -75,6 +83,7 @@ def main() -> None:
     frames, _ = decode_all(clip)
     n = len(frames)
     dec, lm_t, lmw_t, emo_t, fus_t, whole_t = [], [], [], [], [], []
+    lm_cpu, whole_cpu = [], []
     whole_stats = None
     card = registry.resolve("face_landmarker")
     for _ in range(args.repeat):
@@ -82,10 +91,11 @@ def main() -> None:
 
         lm = FaceLandmarker(card.path)
         faces_per_frame = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         for f in frames:
             faces_per_frame.append(lm.detect(f.image, f.t))
         lm_t.append(time.perf_counter() - t0)
+        lm_cpu.append(cpu_seconds() - c0)
         lm.close()
 
         # the landmark stage as the runner drives it: frames alternate between workers
@@ -127,9 +137,10 @@ def main() -> None:
         src = open_source(clip)
         with tempfile.TemporaryDirectory() as tmp, Engine(cfg, source_info=src.info) as engine:
             sink = JsonlSink(Path(tmp) / "bench.jsonl")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             whole_stats = run(src, engine, [sink], progress=False)
             whole_t.append(time.perf_counter() - t0)
+            whole_cpu.append(cpu_seconds() - c0)
             inner1 = {k: sum(lm.seconds[k] for lm in engine._landmarkers) for k in ("detector", "crops")}
             sink.close()
 
@@ -146,6 +157,9 @@ def main() -> None:
           f"  voice={'on' if args.voice else 'off'}")
     print(f"  whole / ceiling       {med(lm_t) / med(whole_t):8.2f}   (goal >= 0.90; vs the {n_w}-worker stage: "
           f"{med(lmw_t) / med(whole_t):.2f})")
+    print(f"  CPU (user+sys)        landmarks alone {1000 * med(lm_cpu) / n:.2f} ms/frame, whole pipeline "
+          f"{1000 * med(whole_cpu) / n:.2f} ms/frame (ratio {med(whole_cpu) / med(lm_cpu):.2f}); "
+          f"2 idle cores would give {2 * n / med(whole_cpu):.0f} frames/s")
     print(f"  real-time factor      {n / med(whole_t) / (n / frames[-1].t):8.2f}x  (clip is {frames[-1].t:.1f} s)")
     if whole_stats:
         s = whole_stats.stage_seconds
@@ -199,15 +213,16 @@ def group(repeat: int) -> None:
                     out.mux(pk)
             for pk in st.encode():
                 out.mux(pk)
-        times, counts, stats = [], [], None
+        times, cpus, counts, stats = [], [], [], None
         for _ in range(repeat):
             src = open_source(path)
             cfg = load_config(overrides={"voice.enabled": False})
             sink = JsonlSink(Path(tmp) / "group.jsonl", mode="overwrite")
             with Engine(cfg, source_info=src.info) as engine:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 stats = run(src, engine, [sink], progress=False)
                 times.append(time.perf_counter() - t0)
+                cpus.append(cpu_seconds() - c0)
                 inner = {k: sum(lm.seconds[k] for lm in engine._landmarkers) for k in ("detector", "crops")}
             sink.close()
             import json
@@ -215,7 +230,10 @@ def group(repeat: int) -> None:
             counts = [len(json.loads(x)["faces"]) for x in (Path(tmp) / "group.jsonl").read_text().splitlines()]
     fps_run = n / statistics.median(times)
     print(f"group video: 1280x720, {n} frames at {fps} fps, 5 faces; frames with 5 faces: {sum(c == 5 for c in counts)}/{n}")
+    cpu = statistics.median(cpus)
     print(f"  whole pipeline        {fps_run:8.1f} frames/s = {fps_run / fps:.2f}x real time (goal >= 1.0)")
+    print(f"  CPU (user+sys)        {1000 * cpu / n:8.2f} ms/frame; real time at {fps} fps needs <= {2000 / fps:.1f} on 2 cores "
+          f"(2 idle cores would give {2 * n / cpu:.0f} frames/s = {2 * n / cpu / fps:.2f}x real time)")
     if stats:
         s = stats.stage_seconds
         print("  split inside the whole run (thread-seconds): " + ", ".join(f"{k} {v:.2f}s" for k, v in s.items())

@@ -151,6 +151,26 @@ def test_five_faces_of_a_group_video_with_few_ids(five_face_video, tmp_path):
     assert np.median([r["faces_unanalysed"] for r in late]) == 2
 
 
+def test_crop_faces_run_the_landmarker_every_other_frame(five_face_video):
+    """Small faces followed on crops cost one mediapipe landmarker call each (~6 ms of CPU);
+    a crop's landmarker runs on every other frame and the face in between is its last one
+    moved by its velocity: about half the calls, the same faces on every frame."""
+    from emotiond.face.detector import FaceDetector
+
+    lm = FaceLandmarker(registry.resolve("face_landmarker").path, max_faces=8,
+                        detector=FaceDetector.from_registry(), owns_detector=True)
+    n = 30
+    try:
+        with av.open(str(five_face_video)) as c:
+            counts = [len(lm.detect(f.to_ndarray(format="rgb24"), f.time))
+                      for _, f in zip(range(n), c.decode(video=0))]
+        crops_per_frame = lm.calls["crops"] / n
+    finally:
+        lm.close()
+    assert sum(c == 5 for c in counts) >= 0.9 * n, counts
+    assert crops_per_frame <= 0.6 * np.mean(counts), (crops_per_frame, np.mean(counts))
+
+
 # --------------------------------------------------------------------------- pose, reliability
 
 

@@ -30,6 +30,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -63,6 +64,8 @@ ROI_DET_SCALE = 2.0  # crop side / the detector's box side (its box is tighter t
 ROI_RECENTRE = 0.1  # move the crop when the face's centre is this far (× crop side) off it
 ROI_MAX_PX = 256  # crops larger than this are shrunk (area averaging) before the landmarker
 ROI_MISSES = 2  # frames a crop may lose its face before it is dropped
+ROI_EVERY = 2  # a crop's landmarker runs on every 2nd frame its worker handles; in between its last
+# face is reported again, moved by its velocity (docs/performance.md: ~6 ms of CPU per crop call)
 DETECT_INTERVAL_FOUND = 1.0  # s between detector runs while faces are tracked
 DETECT_INTERVAL_SEARCH = 0.25  # s between detector runs while a face is missing or none is seen
 
@@ -254,9 +257,31 @@ class _Roi:
         self.cx = self.cy = self.side = 0.0
         self.vx = self.vy = 0.0  # the last move of the crop (px)
         self.misses = 0
+        self.last: FaceObservation | None = None  # the face of the last landmarker run
+        self.last_ts = 0
+        self.fvx = self.fvy = 0.0  # the face's velocity between the last two runs (px per ms)
+        self.skipped = 0  # frames since the last run
+
+    def due(self) -> bool:
+        """Whether this frame runs the crop's landmarker (else :meth:`repeat`)."""
+        return self.last is None or self.skipped + 1 >= ROI_EVERY
+
+    def repeat(self, ts: int, w: int, h: int) -> FaceObservation | None:
+        """The last face again, a new object, moved by its velocity to ``ts`` (ms)."""
+        last = self.last
+        if last is None:
+            return None
+        self.skipped += 1
+        dx, dy = self.fvx * (ts - self.last_ts), self.fvy * (ts - self.last_ts)
+        pts = last.landmarks.copy()
+        pts[:, 0] += dx
+        pts[:, 1] += dy
+        return replace(last, landmarks=pts, bbox=_bbox(pts, w, h), track_id=-1, emotion=None,
+                       reliability=None, label=None, speaking=None)
 
     def place_detection(self, box) -> None:
         self.vx = self.vy = 0.0
+        self.last = None
         self.cx, self.cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         self.side = ROI_DET_SCALE * max(box[2] - box[0], box[3] - box[1])
 
@@ -276,14 +301,24 @@ class _Roi:
             crop = cv2.resize(crop, (ROI_MAX_PX, ROI_MAX_PX), interpolation=cv2.INTER_AREA)
             scale = side / ROI_MAX_PX
         faces = self.lm._faces(crop, self.lm._timestamp(ts / 1000.0), x0, y0, w, h, scale)
+        self.skipped = 0
         if not faces:
+            self.last = None
             return None
         f = faces[0]
         b = f.landmarks[:, :2]
         lo, hi = b.min(axis=0), b.max(axis=0)
         if max(abs((lo[0] + hi[0]) / 2 - self.cx), abs((lo[1] + hi[1]) / 2 - self.cy)) > side / 2:
+            self.last = None
             return None  # the face's centre is outside the crop
         nx, ny = float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2)
+        if self.last is not None and ts > self.last_ts:
+            ob = self.last.landmarks[:, :2]
+            ox, oy = (ob.min(axis=0) + ob.max(axis=0)) / 2
+            self.fvx, self.fvy = (nx - float(ox)) / (ts - self.last_ts), (ny - float(oy)) / (ts - self.last_ts)
+        else:
+            self.fvx = self.fvy = 0.0
+        self.last, self.last_ts = f, ts
         nside = ROI_SCALE * float(max(hi[0] - lo[0], hi[1] - lo[1]))
         # Move the crop only when the face drifts off its centre or changes size: mediapipe
         # tracks the face in crop coordinates, and every move of the crop looks like motion.
@@ -306,8 +341,9 @@ class FaceLandmarker:
     With a ``detector`` (:class:`emotiond.face.detector.FaceDetector`, full range, run on a
     schedule — every ``DETECT_INTERVAL_FOUND`` s while all is tracked, every
     ``DETECT_INTERVAL_SEARCH`` s and at once when a face is lost), each detection not already
-    covered seeds a crop followed by its own small landmarker (:class:`_Roi`); faces the
-    whole-frame landmarker tracks stay on that cheap path.  Duplicates (one face found twice)
+    covered seeds a crop followed by its own small landmarker (:class:`_Roi`), run on every
+    ``ROI_EVERY``-th frame (in between the crop's last face is reported again, moved by its
+    velocity); faces the whole-frame landmarker tracks stay on that cheap path.  Duplicates (one face found twice)
     are merged in every frame.
     """
 
@@ -338,6 +374,7 @@ class FaceLandmarker:
         self._last_detect: float | None = None
         self._unanalysed = 0
         self.seconds = {"detector": 0.0, "crops": 0.0}  # time in the full-range detector / crop landmarkers
+        self.calls = {"detector": 0, "crops": 0}  # how often each ran
         self._fl = fl
         self._mp_image = mp_image
         self.video = video
@@ -489,7 +526,11 @@ class FaceLandmarker:
         missing: list[_Roi] = []
         t0 = time.perf_counter()
         for roi in list(self._rois):
-            f = roi.step(image, ts)
+            if roi.due():
+                self.calls["crops"] += 1
+                f = roi.step(image, ts)
+            else:
+                f = roi.repeat(ts, image.shape[1], image.shape[0])
             if f is not None and any(_overlap(f.bbox, g.bbox) > 0.5 for g in faces[: self._main_count]):
                 self._release(roi)  # the whole-frame landmarker follows this face now
                 continue
@@ -506,6 +547,7 @@ class FaceLandmarker:
             self._last_detect = t
             t0 = time.perf_counter()
             dets = [d for d in self._detector.detect(image) if all(_overlap(d.bbox, f.bbox) < 0.3 for f in faces)]
+            self.calls["detector"] += 1
             self.seconds["detector"] += time.perf_counter() - t0
             # a crop that lost its face moves to the nearest new detection and tries again
             for roi in missing:
@@ -515,6 +557,7 @@ class FaceLandmarker:
                     d = near[0]
                     dets.remove(d)
                     roi.place_detection(d.bbox)
+                    self.calls["crops"] += 1
                     f = roi.step(image, ts)
                     if f is not None and all(_overlap(f.bbox, g.bbox) <= 0.5 for g in faces):
                         roi.misses = 0
@@ -530,6 +573,7 @@ class FaceLandmarker:
                     continue
                 roi = self._acquire()
                 roi.place_detection(d.bbox)
+                self.calls["crops"] += 1
                 f = roi.step(image, ts)
                 if f is None or any(_overlap(f.bbox, g.bbox) > 0.5 for g in faces):
                     self._release(roi)
@@ -556,6 +600,7 @@ class FaceLandmarker:
     def _release(self, roi: _Roi) -> None:
         self._rois.remove(roi)
         roi.misses = 0
+        roi.last = None
         self._pool.append(roi)
 
     def _faces(self, image_rgb: np.ndarray, ts: int | None, ox: int, oy: int, full_w: int, full_h: int,
