@@ -55,6 +55,7 @@ def test_recipe_trains_evaluates_exports_and_loads(tmp_path):
     held = acc["leave_one_corpus_out"]["emodb:emodb"]["speaker_baseline"]
     assert held["trained_on"] == ["folder:mine"] and held["n"] == 6
     assert np.asarray(held["confusion"]).sum() == 6
+    assert len(held["ua_seeds"]) == 4 and held["ua_mean"] == pytest.approx(np.mean(held["ua_seeds"]), abs=1e-4)
     # separable synthetic classes: both corpora are learnt and transfer
     assert acc["in_corpus"]["folder:mine"]["unweighted_accuracy"] > 0.6
     assert held["unweighted_accuracy"] > 0.6

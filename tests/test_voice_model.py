@@ -90,8 +90,11 @@ def test_card_describes_the_model_and_its_measured_reliability(model, card):
             cm = np.asarray(s["confusion"])
             assert cm.shape == (len(s["classes"]), len(s["predicted_classes"])) and cm.sum() == s["n"]
             assert 0 <= s["ece"] <= 1 and 0 <= s["unweighted_accuracy"] <= 1
-    # the fusion weight is the chance-corrected leave-one-corpus-out UA, as the card says
-    kappas = [max(0.0, (m["speaker_baseline"]["unweighted_accuracy"] - m["speaker_baseline"]["chance_ua"])
+            assert s["ua_seeds"][0] == s["unweighted_accuracy"]  # the other figures are the first seed's
+            assert s["ua_mean"] == pytest.approx(np.mean(s["ua_seeds"]), abs=1e-4)
+    # the fusion weight is the chance-corrected leave-one-corpus-out UA (mean over the training seeds),
+    # as the card says
+    kappas = [max(0.0, (m["speaker_baseline"]["ua_mean"] - m["speaker_baseline"]["chance_ua"])
                   / (1 - m["speaker_baseline"]["chance_ua"])) for m in loco.values()]
     assert model.reliability == pytest.approx(np.mean(kappas), abs=1e-3)
 
