@@ -249,6 +249,9 @@ def test_live_camera_records_and_a_lost_camera_is_shown(make_window, qtbot, sing
     assert meta["source"]["live"] is True
     assert (session / "predictions.jsonl").read_text().count("\n") >= 5
     assert not w.record_button.isChecked() and w.recording is None
+    # the live run's voice executor went with it (the worker releases what its Analysis owns)
+    qtbot.waitUntil(lambda: w.worker.join(0) if w.worker is not None else True, timeout=10000)
+    assert w.worker is None or w.worker.analysis.executor is None
 
 
 def _face(bbox, probs, track_id):

@@ -303,8 +303,19 @@ class Analysis:
                 log.warning("engine left open: thread(s) still running: %s", ", ".join(self.stats.unjoined))
             else:
                 self.engine.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)  # the engine waited for its evaluation
+        self.release_executor()
+
+    @property
+    def executor(self):
+        """Where a live source's voice model runs (owned here); None once released."""
+        return self._executor
+
+    def release_executor(self) -> None:
+        """Shut down the voice executor of a live source; after the engine closed (it waited for its
+        evaluation).  For front ends that close the engine themselves (the GUI worker)."""
+        ex, self._executor = self._executor, None
+        if ex is not None:
+            ex.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Analysis:
         return self

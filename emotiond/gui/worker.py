@@ -544,6 +544,8 @@ class AnalysisWorker:
             unjoined = self.stats is not None and self.stats.unjoined
             if engine is not None and not unjoined:
                 engine.close()
+            if self.analysis is not None:
+                self.analysis.release_executor()
             if self._tap is not None:
                 self._tap.close()
             elif source is not None:
