@@ -179,6 +179,7 @@ REFUSED = {  # case → what its error says
     "missing": "no such file",
     "folder-without-images": "holds no images",
     "garbage-jpg": "not an image",
+    "video-named-jpg": "holds a video",  # and the fix is to rename it, not "pass a JPEG"
 }
 
 

@@ -194,8 +194,31 @@ def read_image(path: Path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)  # handles non-ASCII paths
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
+        media = _sniff_media(path) if data.size else None
+        if media is not None:
+            raise SourceError(f"{path} is named as an image but holds {media}",
+                              f"rename it with the extension of what it holds (e.g. {path.stem}.mp4) and pass it again")
         raise SourceError(f"{path} is not an image OpenCV can read", "pass a JPEG, PNG, BMP, WebP or TIFF file")
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _sniff_media(path: Path) -> str | None:
+    """'a video (mov,mp4,…)' / 'audio (…)' when PyAV reads streams from ``path``, else None."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
+            kinds = {s.type for s in c.streams}
+            fmt = c.format.name
+    except Exception:  # noqa: BLE001  (not media either: the image message stands)
+        return None
+    if fmt.startswith("image2") or fmt.endswith("_pipe"):
+        return None  # FFmpeg's still-image readers: an image after all, just not one OpenCV can read
+    if "video" in kinds:
+        return f"a video ({fmt})"
+    if "audio" in kinds:
+        return f"audio ({fmt})"
+    return None
 
 
 class ImageSource:
