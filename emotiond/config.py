@@ -45,7 +45,7 @@ class FaceConfig(_Section):
     track_iou: float = Field(0.3, gt=0.0, lt=1.0, description="least box overlap that continues a track")
     track_max_gap: float = Field(1.5, ge=0.0, le=60.0, description="seconds a lost face keeps its id")
     reentry_gap: float = Field(4.0, ge=0.0, le=600.0, description="seconds within which a face re-entering near where it left gets its old id back")
-    uncertain_below: float = Field(0.3, ge=0.0, le=1.0, description="face reliability under which its label is 'uncertain'")
+    uncertain_below: float = Field(0.3, ge=0.0, le=1.0, description="reliability under which a face's label, or the voice-only result's, is 'uncertain'")
     workers: int = Field(0, ge=0, le=16, description="parallel landmark workers (frames alternate between them); 0 = one per core, at most 2")
 
 

@@ -174,3 +174,17 @@ def test_fused_arousal_mixes_the_voices_own_estimate_by_share():
     assert loud.arousal > calm.arousal
     r = FusionScorer(smoothing_tau=0).update(0.0, [evidence("voice", _voice("angry", 0.6, cov), 0.5, cov, arousal=0.9)])
     assert r.arousal == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("reliability, label", [(0.029, "uncertain"), (0.9, "sad")])
+def test_a_voice_alone_gets_a_label_only_as_far_as_its_model_was_measured(reliability, label):
+    """No face: the frame's result is the voice's.  A voice model measured near chance on corpora it
+    was not trained on (the shipped card: 0.029) says "uncertain"; a reliable one names its class."""
+    from emotiond.people import People
+
+    people = People({"face": 1.0, "voice": 1.0}, uncertain_below=0.3)
+    voice = evidence("voice", onehot("sad"), reliability, VOICE_COV)
+    res = people.update(0.0, [], None, voice)
+    assert res.primary is None and res.fused is res.offscreen and res.fused is not None
+    assert res.fused.label == label
+    assert np.argmax(res.fused.probs) == INDEX["sad"]  # the distribution is kept either way

@@ -46,14 +46,14 @@ def tts(tmp_path_factory):
 def test_neutral_tts_is_not_called_an_emotion(tts, tmp_path):
     """Each utterance through the engine's voice path (VAD, speechness, running baseline, model):
     its voice-only fused label, wherever it is above the fusion threshold, is mostly not a
-    non-neutral emotion."""
+    non-neutral emotion ("uncertain" while the model's measured cross-corpus reliability is low)."""
     emotional = []
     for voice, x in tts:
         path = tmp_path / f"{voice}.wav"
         write_wav(path, np.concatenate([np.zeros(8000, np.float32), x, np.zeros(8000, np.float32)]), 16000)
         recs = [r for r in analyse(path, tmp_path) if r["label"] is not None]
         assert recs, f"{voice}: speech must give voice evidence"
-        non_neutral = sum(r["label"] != "neutral" for r in recs)
+        non_neutral = sum(r["label"] not in ("neutral", "uncertain") for r in recs)
         emotional.append(non_neutral / len(recs))
     labelled = sum(f > 0.5 for f in emotional)
     print("non-neutral fraction per utterance:", [round(f, 2) for f in emotional])
