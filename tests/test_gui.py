@@ -863,9 +863,9 @@ def test_clicking_a_face_makes_it_the_engines_primary_person(make_window, qtbot,
     qtbot.waitUntil(lambda: result().primary == largest, timeout=30000)
 
 
-@pytest.mark.parametrize("sig", [15])  # signal.SIGTERM (SIGHUP takes the same path: emotiond.gui.app)
+@pytest.mark.parametrize("sig", [15, 1])  # SIGTERM, SIGHUP
 def test_sigterm_finalises_a_gui_recording(tmp_path, single_face_mp4, sig):
-    """`emotiond gui` recording a clip, then SIGTERM: the recording is stopped and finalised as
+    """`emotiond gui` recording a clip, then SIGTERM or SIGHUP: the recording is stopped and finalised as
     when the window is closed ("Save"), the process exits with 128 + the signal, the session replays."""
     import json
     import selectors
