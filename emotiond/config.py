@@ -77,7 +77,7 @@ class FusionConfig(_Section):
 class SpeakingConfig(_Section):
     enabled: bool = Field(True, description="active-speaker detection: the voice joins the face that talks (docs/fusion.md)")
     window: float = Field(3.0, gt=0.1, le=10.0, description="time constant (s) of the long mouth/audio correlation window (is a face in sync at all)")
-    short_window: float = Field(0.4, ge=0.0, le=5.0, description="time constant (s) of the short one (who is in sync now: how fast a turn changes); 0 = none")
+    short_window: float = Field(0.4, ge=0.0, le=5.0, description="time constant (s) of the short one (is a face in sync now: how fast its speaking probability follows); 0 = none, and no turn model")
     lag_min: float = Field(-0.04, ge=-1.0, le=1.0, description="earliest audio lag searched (s; negative: audio before the lips)")
     lag_max: float = Field(0.16, ge=-1.0, le=1.0, description="latest audio lag searched (s)")
     av_offset: float = Field(0.0, ge=-2.0, le=2.0, description="known audio–video offset of the source (s; audio later = positive)")

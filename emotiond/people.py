@@ -4,8 +4,9 @@ Pure state machine, no I/O (docs/fusion.md, "Who is talking").  Per frame it get
 (with their face-emotion distributions and track ids), what the active-speaker stage says
 (:class:`~emotiond.face.speaking.SpeakingState`) and the voice evidence, and it decides:
 
-* **whose voice it is** — the face judged to be speaking (highest P(speaking) ≥ threshold)
-  owns the voice; speech heard while no visible face talks belongs to the *off-screen
+* **whose voice it is** — the face judged to be speaking (the detector's turn holder if its
+  P(speaking) ≥ threshold; another face only while nobody visible holds the turn, or if it
+  was the speaker already) owns the voice; speech heard while no visible face talks belongs to the *off-screen
   voice*; between phrases (no speech heard) the last owner keeps the fading voice evidence;
 * **each person's fused result** — one :class:`~emotiond.fusion.FusionScorer` per track
   (smoothing, valence/arousal and shares of its own); the voice evidence joins only its
@@ -102,9 +103,13 @@ class People:
         speaker = None
         if speaking is not None:
             visible = {f.track_id for f in faces}
-            state = SpeakingState(speaking.speech, {k: v for k, v in speaking.speaking.items() if k in visible})
+            turn = speaking.turn if speaking.turn in visible else None
+            state = SpeakingState(speaking.speech, {k: v for k, v in speaking.speaking.items() if k in visible}, turn)
             speaker = state.speaker(self.threshold)
-            if speaker is not None and self._owner in state.speaking and self._owner != speaker:
+            if (turn is not None and speaker not in (None, turn)
+                    and (self._last_speaker is None or self._last_speaker[0] != speaker)):
+                speaker = None  # somebody else holds the turn: a face looking in sync by chance does not take it
+            if speaker is not None and speaker != turn and self._owner in state.speaking and self._owner != speaker:
                 # hysteresis: the current speaker keeps the voice unless the other is clearly more likely
                 held = state.speaking[self._owner]
                 if held >= self.threshold and state.speaking[speaker] < held + 0.1:

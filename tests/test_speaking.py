@@ -86,6 +86,42 @@ def test_every_face_is_judged_at_the_sources_lag():
         assert (marked > 0.5) if other_marked else (marked < 0.05), (params, marked)
 
 
+def _syllables(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(np.convolve(rng.random(n) > 0.6, np.ones(4) / 4, "same"), 0, 1)
+
+
+def test_a_moments_lead_does_not_take_the_turn():
+    """A speaks throughout; every 2 s, for 0.12 s, the two mouths swap (a landmark glitch: B's
+    mouth follows the sound for a moment, A's does not).  The turn model keeps the turn with A
+    — B never holds it — where the leader of the moment (no switch cost) hands it to B."""
+    n = 300
+    a, b = _syllables(1, n), _syllables(2, n)
+    ma, mb = 0.3 * a, 0.3 * b
+    for k0 in range(75, n, 50):
+        ma[k0 : k0 + 3], mb[k0 : k0 + 3] = 0.3 * b[k0 : k0 + 3], 0.3 * a[k0 : k0 + 3]
+    held = {}
+    for cost in (SpeakingParams().switch_cost, 0.0):
+        late = _drive(SyncSpeakerDetector(SpeakingParams(switch_cost=cost)), [ma, mb], a, np.ones(n))[60:]
+        held[cost] = sum(s.turn == 2 for s in late)
+        if cost > 0:
+            assert np.mean([s.speaker() == 1 for s in late]) > 0.95
+    assert held[SpeakingParams().switch_cost] == 0 and held[0.0] > 0, held
+
+
+def test_the_turn_moves_to_a_new_speaker_and_stays():
+    """The sound follows A for 6 s, then B: the turn moves to B within a second, never goes
+    back to A, and B is the speaker from then on."""
+    n, fps = 300, 25
+    a, b = _syllables(1, n), _syllables(2, n)
+    states = _drive(SyncSpeakerDetector(), [0.3 * a, 0.3 * b], np.concatenate([a[:150], b[150:]]), np.ones(n), fps)
+    assert np.mean([s.turn == 1 for s in states[50:150]]) > 0.95
+    moved = next(k for k in range(150, n) if states[k].turn == 2)
+    assert (moved - 150) / fps <= 1.0
+    assert all(s.turn == 2 for s in states[moved:])
+    assert np.mean([s.speaker() == 2 for s in states[moved:]]) > 0.95
+
+
 def test_detector_honours_a_known_audio_video_offset():
     """Audio 0.4 s late (outside the default lag range): found only once the offset is set."""
     rng = np.random.default_rng(3)

@@ -15,9 +15,9 @@ Per face track, at every video frame:
   ±``smooth`` around the instant asked for;
 * the correlation ``r(ℓ)`` of ``o(t)`` with ``e(t + ℓ)`` for lags ``ℓ`` from
   ``offset + lag_min`` to ``offset + lag_max`` (``offset``: the source's known audio–video
-  offset), over two sliding windows with exponential weights: a long one (time constant
-  ``window``, 3 s: is this face in sync at all?) and a short one (``short_window``, 0.4 s:
-  who is in sync *now*?) — running weighted moments E[o], E[e], E[o²], E[e²], E[o·e] per
+  offset), over sliding windows with exponential weights: a long one (time constant
+  ``window``, 3 s: is this face in sync at all?), a short one (``short_window``, 0.4 s:
+  is it in sync *now*?) and the turn model's (``turn_window``, 0.25 s) — running weighted moments E[o], E[e], E[o²], E[e²], E[o·e] per
   lag, updated once per frame, so each frame costs O(lags) whatever the windows;
 * **one lag for every face**: the audio–video lag is a property of the source, not of a
   face, so the detector keeps a slowly averaged lag profile (the correlation per lag of the
@@ -29,12 +29,16 @@ Per face track, at every video frame:
   evidence of speaking, and a mouth that moves while nothing is heard lowers ``r``; a new
   track's correlation is shrunk towards 0 by ``1 − exp(−age / warm)`` (a few samples
   correlate by chance);
-* the synchrony ``s``: long ``L = m · r_long(lag)``, short ``S = m · r_short(lag)``.  The face
-  whose S leads every other face's by ``margin`` gets ``min(S, max over faces of L)`` — a new
-  speaker takes the turn as soon as the short window sees it, but only while somebody
-  visible has been in sync over the long window; every other face gets ``min(S, L)``, so
-  the previous speaker loses the turn as fast.  Speech that matches no visible mouth leaves
-  every L low, so nobody is marked however the short windows fluctuate;
+* **turns**: who holds the turn is decided by evidence accumulated over time (a state per
+  face and one for "nobody visible", decoded online with a switch cost: :meth:`_take_turns`),
+  so a chance lead of a moment does not take it while a real change does within a fraction
+  of a second;
+* the synchrony ``s``: long ``L = m · r_long(lag)``, short ``S = m · r_short(lag)``.  The
+  holder of the turn gets ``min(S, max over faces of L)`` — a new speaker is marked as soon
+  as it holds the turn, but only while somebody visible has been in sync over the long
+  window; every other face gets ``min(S, L)``, so the previous speaker loses the turn as
+  fast.  Speech that matches no visible mouth leaves every L low, so nobody is marked
+  however the turn moves;
 * ``P(speaking) = sigmoid((s − r0) / width) · gate``, where the gate is 0 while no speech
   is heard (the VAD's mean over the last ``presence_span`` s < ``speech_on``) and rises to
   1 at ``speech_full``.
@@ -81,7 +85,9 @@ def mouth_opening(face: FaceObservation) -> float:
 class SpeakingParams:
     window: float = 3.0  # s, time constant of the long correlation window: is this face in sync at all
     short_window: float = 0.4  # s, … of the short one: who is in sync now (0: no short window)
-    margin: float = 0.15  # short-window lead over the next face that makes a face the current leader
+    turn_window: float = 0.25  # s, time constant of the synchrony the turn model accumulates
+    switch_cost: float = 0.08  # synchrony·seconds a face must gain on the holder of the turn to take it
+    nobody_sync: float = 0.2  # the synchrony "nobody visible is speaking" stands for in the turn model
     lag_window: float = 5.0  # s, time constant of the source's lag profile (0: best lag per face and frame)
     warm: float = 0.5  # s, time constant of the shrinkage of a new track's correlation towards 0
     lag_min: float = -0.04  # s, audio earlier than the lips
@@ -104,9 +110,14 @@ class SpeakingState:
 
     speech: float  # speech presence (mean VAD probability of the last presence_span s), 0..1
     speaking: dict[int, float] = field(default_factory=dict)  # track id -> P(speaking)
+    turn: int | None = None  # the track holding the turn (the detector's turn model), if any
 
     def speaker(self, threshold: float = 0.5) -> int | None:
-        """The track judged to be talking (highest probability ≥ threshold), or None."""
+        """The track judged to be talking: the turn holder if its probability is ≥ threshold
+        (two faces can both look like speaking; the turn says whose voice it is), else the
+        highest probability ≥ threshold, else None."""
+        if self.turn is not None and self.speaking.get(self.turn, 0.0) >= threshold:
+            return self.turn
         best = max(self.speaking.items(), key=lambda kv: (kv[1], -kv[0]), default=None)
         return best[0] if best is not None and best[1] >= threshold else None
 
@@ -130,6 +141,7 @@ class _Track:
     first: float | None = None  # the first instant accumulated
     r: np.ndarray | None = None  # correlation per lag, long window
     r_short: np.ndarray | None = None  # correlation per lag, short window
+    r_turn: np.ndarray | None = None  # correlation per lag, the turn model's window
     m: float = 0.0  # how much the mouth moves, 0..1
     score: float = 0.0  # synchrony the probability is computed from
     last_seen: float = 0.0
@@ -145,6 +157,11 @@ class SyncSpeakerDetector:
             raise ValueError(f"lag_max ({p.lag_max}) must not be below lag_min ({p.lag_min})")
         n = int(round((p.lag_max - p.lag_min) / p.lag_step)) + 1
         self._lags = p.offset + p.lag_min + p.lag_step * np.arange(n)
+        self._windows: tuple[float, ...] = (p.window,)
+        if p.short_window > 0:
+            self._windows += (p.short_window,)
+            if p.turn_window > 0 and p.turn_window != p.short_window:
+                self._windows += (p.turn_window,)
         self._keep = max(0.0, p.offset + p.lag_max) + 1.0  # seconds of mouth history kept
         self._keep_audio = self._keep + max(0.0, -(p.offset + p.lag_min)) + p.presence_span + 0.5
         self.reset()
@@ -159,6 +176,9 @@ class SyncSpeakerDetector:
         self._vad: deque = deque()  # (t, vad) per frame
         self._last_eval: float | None = None
         self._profile = np.zeros(self._lags.size)  # the speakers' correlation per lag, slowly averaged
+        self._holder: int | None = None  # the track holding the turn (None: nobody visible)
+        self._turn: dict[int, float] = {}  # track id -> score of holding the turn, relative to the holder's (≤ 0)
+        self._nobody = 0.0  # … of "nobody visible holds the turn"
 
     # -- audio -----------------------------------------------------------------
     def insert_audio(self, chunk: AudioChunk) -> None:
@@ -249,13 +269,14 @@ class SyncSpeakerDetector:
         if usable:
             for tr in trs:
                 self._accumulate(tr, end, dt, env, env2)
-        lag = self._lag(trs, dt, usable and presence >= p.speech_on)
-        self._score(trs, end, lag)
+        speech = usable and presence >= p.speech_on
+        lag = self._lag(trs, dt, speech)
+        turn = self._score([f.track_id for f in faces], trs, end, lag, dt if speech else 0.0)
         out = {}
         for f, tr in zip(faces, trs):
             prob = 1.0 / (1.0 + math.exp(-(tr.score - p.r0) / p.width))
             out[f.track_id] = prob * gate
-        return SpeakingState(speech=presence, speaking=out)
+        return SpeakingState(speech=presence, speaking=out, turn=turn)
 
     def _accumulate(self, tr: _Track, end: float, dt: float, env: np.ndarray, env2: np.ndarray) -> None:
         """Add the instant ``end`` to the track's exponentially weighted moments (time constants
@@ -266,7 +287,7 @@ class SyncSpeakerDetector:
         if tr.first is None:
             tr.first = end
         tr.n += 1
-        windows = (self.p.window, self.p.short_window) if self.p.short_window > 0 else (self.p.window,)
+        windows = self._windows
         if tr.moments is None:
             tr.moments = [(np.array([o, o * o]), env.copy(), env2.copy(), o * env) for _ in windows]
         else:
@@ -290,6 +311,7 @@ class SyncSpeakerDetector:
         tr.m = min(1.0, math.sqrt(max(float(mo[1] - mo[0] * mo[0]), 0.0)) / self.p.mouth_ref)
         tr.r = rs[0]
         tr.r_short = rs[1] if len(rs) > 1 else None
+        tr.r_turn = rs[2] if len(rs) > 2 else tr.r_short
 
     def _lag(self, trs: list[_Track], dt: float, speech: bool) -> int | None:
         """The lag (index) every face is judged at: the source's audio–video lag, the peak of the
@@ -306,32 +328,75 @@ class SyncSpeakerDetector:
             return int(np.argmin(np.abs(self._lags - p.offset)))
         return int(np.argmax(self._profile))
 
-    def _score(self, trs: list[_Track], end: float, lag: int | None) -> None:
+    def _score(self, ids: list[int], trs: list[_Track], end: float, lag: int | None, dt: float) -> int | None:
         """Each face's synchrony.  Long window: m · r(lag), shrunk towards 0 while the track is
-        new.  With a short window, the faces compete for *who* is in sync now: the face whose
-        short-window synchrony leads the others by ``margin`` gets min(short, the best long
-        synchrony of all faces) — it takes over a turn as fast as the short window sees it,
-        but only while somebody visible has been in sync over the long window; every other
-        face gets min(short, long), so it loses a turn as fast."""
+        new.  With a short window, the faces compete for the turn (:meth:`_take_turns`): the
+        holder gets min(short, the best long synchrony of all faces) — a new speaker is marked
+        as soon as it holds the turn, but only while somebody visible has been in sync over the
+        long window; every other face gets min(short, long), so it loses a turn as fast."""
         p = self.p
 
         def at(r: np.ndarray | None) -> float:
             return 0.0 if r is None else float(r.max() if lag is None else r[lag])
 
-        long, short = [], []
+        long, short, turn_sync = [], [], []
         for tr in trs:
             shrink = tr.m * (1.0 - math.exp(-(end - tr.first) / p.warm) if p.warm > 0 and tr.first is not None else 1.0)
             long.append(shrink * at(tr.r))
             short.append(shrink * at(tr.r_short))
+            turn_sync.append(shrink * at(tr.r_turn))
         if p.short_window <= 0 or not trs:
             for tr, s in zip(trs, long):
                 tr.score = s
-            return
-        order = sorted(range(len(trs)), key=lambda i: -short[i])
-        lead = order[0] if len(order) == 1 or short[order[0]] >= short[order[1]] + p.margin else None
+            return None
+        holder = self._take_turns(ids, turn_sync, dt)
         top = max(long)
         for i, tr in enumerate(trs):
-            tr.score = min(short[i], top if i == lead else long[i])
+            tr.score = min(short[i], top if ids[i] == holder else long[i])
+        return holder
+
+    def _take_turns(self, ids: list[int], sync: list[float], dt: float) -> int | None:
+        """Who holds the turn (None: nobody visible): evidence accumulated over time, not the
+        lead of one instant.
+
+        One state per face ("this face holds the turn") and one for "nobody visible does",
+        decoded online, Viterbi-style: while speech is heard each state's score gains its
+        synchrony · dt (the face's synchrony over ``turn_window``; nobody's: ``nobody_sync``),
+        and any state may take over from the best at a cost of ``switch_cost``, so scores stay
+        within ``switch_cost`` of the holder's.  A challenger therefore takes the turn once its
+        synchrony has exceeded the holder's by ``switch_cost`` synchrony·seconds in total (a
+        lead of 0.5 in 0.16 s, a chance lead of 0.1 not before 0.8 s), and a holder keeps it
+        through a moment's dip.  When the turn changes, every other state starts again from
+        the full cost, so the one who just lost it cannot take it straight back on a
+        fluctuation.  (A cumulative-sum change detector, Page 1954.)"""
+        p = self.p
+        turn = self._turn
+        for tid in [k for k in turn if k not in self._tracks]:
+            del turn[tid]  # a track forgotten
+        for tid in ids:
+            turn.setdefault(tid, max([self._nobody, *turn.values()]) - p.switch_cost)  # a new face starts as a challenger
+        if dt > 0:
+            best = max([self._nobody, *turn.values()])
+            for tid, g in zip(ids, sync):
+                turn[tid] = max(turn[tid], best - p.switch_cost) + g * dt
+            self._nobody = max(self._nobody, best - p.switch_cost) + p.nobody_sync * dt
+            best = max([self._nobody, *turn.values()])
+            for tid in turn:
+                turn[tid] -= best
+            self._nobody -= best
+        # the holder, among the faces in view (ties: the current holder)
+        face = max(ids, key=lambda tid: (turn[tid], tid == self._holder, -tid), default=None)
+        holder = face
+        if face is None or self._nobody > turn[face] or (self._nobody == turn[face] and self._holder is None):
+            holder = None
+        if holder != self._holder:
+            for tid in turn:  # a new turn: every other state starts again from the full cost
+                if tid != holder:
+                    turn[tid] = -p.switch_cost
+            if holder is not None:
+                self._nobody = -p.switch_cost
+            self._holder = holder
+        return holder
 
     def _presence(self, start: float, end: float) -> float:
         """Speech presence of [start, end]: mean VAD probability of the frames in it; without a
