@@ -126,7 +126,15 @@ def test_live_capture_order_timestamps_and_injected_av_offset():
     # order and indices
     idx = [f.index for f in frames]
     assert idx == sorted(set(idx)) and len(frames) >= 45
-    assert all(frame_index_of(f.image) == f.index for f in frames)
+    # the camera's own frame numbers, read from the pixels: in order; equal to ours unless the
+    # simulated driver skipped frames (it hands out its newest when the reader stalled > 1 frame,
+    # as a real one does; a scheduling hiccup of ~33 ms is enough, even on an idle machine)
+    ks = [frame_index_of(f.image) for f in frames]
+    assert all(b > a for a, b in zip(ks, ks[1:]))
+    gaps = sum(b - a - 1 for a, b in zip(ks, ks[1:])) - sum(b - a - 1 for a, b in zip(idx, idx[1:]))
+    assert 0 <= gaps <= cam.skipped  # frames missing beyond what we skipped: only those the driver skipped
+    if cam.skipped == 0:
+        assert ks == idx
     ft = [f.t for f in frames]
     assert all(b > a for a, b in zip(ft, ft[1:]))
     ct = [c.t for c in chunks]
@@ -136,7 +144,7 @@ def test_live_capture_order_timestamps_and_injected_av_offset():
 
     # stamps against ground truth (same clock)
     clock = src.clock
-    verr = [f.t - clock.from_monotonic(cam.true_times[f.index]) for f in frames]
+    verr = [f.t - clock.from_monotonic(cam.true_times[k]) for f, k in zip(frames, ks)]
     flashes = [f for f in frames if f.image[8:].mean() > 250]
     clicks = click_times(chunks)
     true_clicks = [clock.from_monotonic(t) for t in sim.click_times]
