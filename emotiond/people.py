@@ -153,7 +153,7 @@ class People:
             by_track[f.track_id] = fused_f
         off_items = [voice] if voice is not None and owner == OFFSCREEN else []
         offscreen = self._scorer(OFFSCREEN).update(t, off_items)
-        if offscreen is not None and voice is not None and off_items and voice.reliability < self.uncertain_below:
+        if offscreen is not None and off_items and off_items[0].reliability < self.uncertain_below:
             # the voice alone, from a model measured near chance on corpora it was not trained on
             # (its card's cross-corpus reliability), says no confident label: its distribution stays
             # in the log ("voice"), the label is "uncertain"

@@ -204,13 +204,11 @@ def read_image(path: Path) -> np.ndarray:
 
 def _sniff_media(path: Path) -> str | None:
     """'a video (mov,mp4,…)' / 'audio (…)' when PyAV reads streams from ``path``, else None."""
-    import av
-
     try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
+        with open_container(path) as c:
             kinds = {s.type for s in c.streams}
             fmt = c.format.name
-    except Exception:  # noqa: BLE001  (not media either: the image message stands)
+    except SourceError:  # not media either: the image message stands
         return None
     if fmt.startswith("image2") or fmt.endswith("_pipe"):
         return None  # FFmpeg's still-image readers: an image after all, just not one OpenCV can read
