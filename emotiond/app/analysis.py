@@ -31,7 +31,7 @@ from typing import Any
 
 from emotiond.config import Config
 from emotiond.engine import Engine
-from emotiond.errors import EmotiondError, ModelError, SinkError
+from emotiond.errors import EmotiondError, ModelError
 from emotiond.models import Models
 from emotiond.pacer import Pacer
 from emotiond.runner import RunStats, run
@@ -246,10 +246,6 @@ class Analysis:
         try:
             run(self.source, engine, self.sinks, clock=self.runner_clock, progress=progress,
                 on_result=on_result, stop=self.stop_event, pacer=self.pacer, stats=stats)
-        except SinkError as exc:  # e.g. the session's predictions could not be written: the session failed
-            if self.recording is not None and self.recording.whole_run:
-                self.recorder.fail(exc)
-            raise
         finally:
             if self._feed is not None:  # every result is out (or its thread is named in stats.unjoined)
                 self._end_spans(wait=not stats.unjoined)
